@@ -1,0 +1,12 @@
+/* scoreloss: landscape-designed losses with estimated score functions.
+ * The one header to include; each module has its own. */
+#ifndef SCORELOSS_H
+#define SCORELOSS_H
+
+#include "scoreloss/status.h"
+#include "scoreloss/rng.h"
+#include "scoreloss/csv.h"
+#include "scoreloss/dist.h"
+#include "scoreloss/network.h"
+
+#endif

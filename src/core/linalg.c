@@ -1,0 +1,132 @@
+#include "core/linalg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* GSL's CBLAS header declares the standard CBLAS interface; the symbols come
+ * from OpenBLAS, which is what is linked (OpenBLAS's own cblas.h clashes with
+ * the GSL headers that randist.h pulls in). */
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
+#include <lapacke.h>
+
+sl_status sl_cholesky(size_t d, const double *A, double *L, const char *what) {
+    if (L != A) memcpy(L, A, d * d * sizeof *L);
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, L, (lapack_int)d);
+    if (info != 0)
+        return sl_error(SL_ENUMERIC, "%s is not symmetric positive definite (leading minor %d)",
+                        what ? what : "matrix", (int)info);
+    for (size_t i = 0; i < d; ++i)
+        for (size_t j = i + 1; j < d; ++j) L[i * d + j] = 0.0;
+    return SL_OK;
+}
+
+sl_status sl_spd_inverse(size_t d, const double *A, double *Ainv, double *logdet,
+                         const char *what) {
+    sl_status st = sl_cholesky(d, A, Ainv, what);
+    if (st) return st;
+    double ld = 0.0;
+    for (size_t i = 0; i < d; ++i) ld += 2.0 * log(Ainv[i * d + i]);
+    lapack_int info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, Ainv, (lapack_int)d);
+    if (info != 0) return sl_error(SL_ENUMERIC, "%s is singular", what ? what : "matrix");
+    for (size_t i = 0; i < d; ++i)
+        for (size_t j = i + 1; j < d; ++j) Ainv[i * d + j] = Ainv[j * d + i];
+    if (logdet) *logdet = ld;
+    return SL_OK;
+}
+
+sl_status sl_sym_eigen(size_t d, const double *A, double *w, double *V) {
+    double *tmp = malloc(d * sizeof *tmp);
+    if (!tmp) return sl_error(SL_ENOMEM, "out of memory in eigen-decomposition");
+    memcpy(V, A, d * d * sizeof *V);
+    lapack_int info =
+        LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)d, V, (lapack_int)d, tmp);
+    if (info != 0) {
+        free(tmp);
+        return sl_error(SL_ENUMERIC, "symmetric eigen-decomposition failed (info %d)", (int)info);
+    }
+    /* LAPACK returns ascending order; reverse values and columns. */
+    for (size_t i = 0; i < d; ++i) w[i] = tmp[d - 1 - i];
+    for (size_t r = 0; r < d; ++r) {
+        double *row = V + r * d;
+        for (size_t i = 0; i < d / 2; ++i) {
+            double t = row[i];
+            row[i] = row[d - 1 - i];
+            row[d - 1 - i] = t;
+        }
+    }
+    free(tmp);
+    return SL_OK;
+}
+
+sl_status sl_svd(size_t r, size_t c, const double *A, double *s, double *U, double *Vt) {
+    size_t mn = r < c ? r : c;
+    double *a = malloc(r * c * sizeof *a);
+    double *superb = malloc((mn > 1 ? mn : 1) * sizeof *superb);
+    if (!a || !superb) {
+        free(a);
+        free(superb);
+        return sl_error(SL_ENOMEM, "out of memory in SVD");
+    }
+    memcpy(a, A, r * c * sizeof *a);
+    char jobu = U ? 'S' : 'N', jobvt = Vt ? 'S' : 'N';
+    double dummy = 0.0;
+    lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, jobu, jobvt, (lapack_int)r, (lapack_int)c, a,
+                                     (lapack_int)c, s, U ? U : &dummy, (lapack_int)mn,
+                                     Vt ? Vt : &dummy, (lapack_int)c, superb);
+    free(a);
+    free(superb);
+    if (info != 0) return sl_error(SL_ENUMERIC, "SVD did not converge (info %d)", (int)info);
+    return SL_OK;
+}
+
+sl_status sl_random_orthonormal_rows(size_t r, size_t c, gsl_rng *rng, double *Q) {
+    if (r > c)
+        return sl_error(SL_EINVAL, "cannot have %zu orthonormal rows in dimension %zu", r, c);
+    /* QR of the c x r Gaussian matrix G (column-major view of Q' as row-major
+     * r x c is awkward; work on G = c x r row-major and transpose at the end). */
+    double *G = malloc(c * r * sizeof *G);
+    double *tau = malloc(r * sizeof *tau);
+    double *diag = malloc(r * sizeof *diag);
+    if (!G || !tau || !diag) {
+        free(G);
+        free(tau);
+        free(diag);
+        return sl_error(SL_ENOMEM, "out of memory for a random orthonormal matrix");
+    }
+    for (size_t i = 0; i < c * r; ++i) G[i] = gsl_ran_gaussian(rng, 1.0);
+    lapack_int info =
+        LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)c, (lapack_int)r, G, (lapack_int)r, tau);
+    if (info == 0) {
+        for (size_t j = 0; j < r; ++j) diag[j] = G[j * r + j];
+        info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)c, (lapack_int)r, (lapack_int)r, G,
+                              (lapack_int)r, tau);
+    }
+    if (info != 0) {
+        free(G);
+        free(tau);
+        free(diag);
+        return sl_error(SL_ENUMERIC, "QR decomposition failed (info %d)", (int)info);
+    }
+    /* Multiply column j by sign(R_jj) so the distribution is uniform (Haar). */
+    for (size_t j = 0; j < r; ++j) {
+        double s = diag[j] < 0 ? -1.0 : 1.0;
+        for (size_t i = 0; i < c; ++i) Q[j * c + i] = s * G[i * r + j];
+    }
+    free(G);
+    free(tau);
+    free(diag);
+    return SL_OK;
+}
+
+void sl_matmul(size_t m, size_t k, size_t n, const double *A, const double *B, double *C) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0, A, (int)k,
+                B, (int)n, 0.0, C, (int)n);
+}
+
+int sl_all_finite(size_t n, const double *x) {
+    for (size_t i = 0; i < n; ++i)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}

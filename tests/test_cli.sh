@@ -1,0 +1,426 @@
+#!/bin/sh
+# End-to-end tests of the scoreloss command on files, good and bad.
+#
+#   test_cli.sh PATH/TO/scoreloss PATH/TO/plugin_gumbel.so
+#
+# Works in a fresh temporary directory (removed on exit). Prints one line per
+# failed case with the reason, then exactly one summary line
+# "cli: N passed, N failed", and exits non-zero if any case failed.
+
+SL=${1:?usage: test_cli.sh PATH/TO/scoreloss PATH/TO/plugin_gumbel.so}
+PLUGIN=${2:?usage: test_cli.sh PATH/TO/scoreloss PATH/TO/plugin_gumbel.so}
+case $SL in /*) ;; *) SL=$(pwd)/$SL ;; esac
+case $PLUGIN in /*) ;; *) PLUGIN=$(pwd)/$PLUGIN ;; esac
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+trap 'exit 130' INT TERM
+cd "$T" || exit 1
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*"
+}
+
+sl() { "$SL" "$@"; }
+
+# ---- the two assertions ------------------------------------------------------
+
+# The files a command writes: the values of -o, --output and --truth.
+outputs_of() {
+    want=
+    for a in "$@"; do
+        if [ -n "$want" ]; then
+            printf '%s\n' "$a"
+            want=
+            continue
+        fi
+        case $a in
+        -o | --output | --truth) want=1 ;;
+        --output=* | --truth=*) printf '%s\n' "${a#*=}" ;;
+        esac
+    done
+}
+
+# expect_ok CMD...: exit status 0 and nothing on stderr. stdout is kept in
+# $T/stdout for further checks.
+expect_ok() {
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "$* -> exit $rc, expected 0: $(head -c 300 "$T/stderr")"
+    elif [ -s "$T/stderr" ]; then
+        fail "$* -> stderr not empty: $(head -c 300 "$T/stderr")"
+    else
+        pass
+    fi
+}
+
+# expect_fail STATUS PATTERN CMD...: exit status STATUS, stderr exactly one
+# line that starts with "scoreloss" and matches the extended regular
+# expression PATTERN, nothing on stdout, and every output file named on the
+# command line either not created or, if it existed, unchanged (checksum).
+expect_fail() {
+    status=$1
+    pattern=$2
+    shift 2
+    sums=
+    tab=$(printf '\t')
+    for f in $(outputs_of "$@"); do
+        if [ -e "$f" ]; then
+            sums="$sums$f$tab$(cksum <"$f")
+"
+        else
+            sums="$sums$f${tab}absent
+"
+        fi
+    done
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    why=
+    lines=$(wc -l <"$T/stderr")
+    if [ "$rc" -ne "$status" ]; then
+        why="exit $rc, expected $status"
+    elif [ "$lines" -ne 1 ]; then
+        why="stderr has $lines lines, expected 1"
+    elif ! grep -Eq "^scoreloss" "$T/stderr"; then
+        why="stderr does not start with 'scoreloss'"
+    elif ! grep -Eq -- "$pattern" "$T/stderr"; then
+        why="stderr does not match /$pattern/"
+    elif [ -s "$T/stdout" ]; then
+        why="stdout not empty"
+    fi
+    if [ -z "$why" ]; then
+        for f in $(outputs_of "$@"); do
+            before=$(printf '%s' "$sums" | awk -F'\t' -v f="$f" '$1 == f { print $2; exit }')
+            if [ "$before" = absent ]; then
+                [ -e "$f" ] && why="$why; created $f"
+            else
+                [ "$(cksum <"$f")" = "$before" ] || why="$why; changed $f"
+            fi
+            if ls "$f".tmp.* >/dev/null 2>&1; then why="$why; left a temporary file beside $f"; fi
+        done
+    fi
+    if [ -n "$why" ]; then
+        fail "$* -> $why: $(head -c 300 "$T/stderr")"
+    else
+        pass
+    fi
+}
+
+# check NAME CONDITION-COMMAND...: one case that passes when the command
+# succeeds.
+check() {
+    name=$1
+    shift
+    if "$@" >/dev/null 2>&1; then pass; else fail "$name"; fi
+}
+
+# ---- CSV shape ------------------------------------------------------------------
+
+# The data lines of a CSV file (comments dropped), header first.
+body() { grep -v '^#' "$1"; }
+
+# expect_csv FILE ROWS HEADER: the header, the number of data rows, and that
+# every row has as many fields as the header.
+expect_csv() {
+    f=$1 rows=$2 header=$3
+    if [ ! -f "$f" ]; then
+        fail "$f: missing"
+        return
+    fi
+    got_header=$(body "$f" | head -n 1)
+    got_rows=$(body "$f" | tail -n +2 | wc -l)
+    ragged=$(body "$f" | awk -F, -v nf="$(printf '%s' "$header" | awk -F, '{print NF}')" \
+        'NF != nf { bad++ } END { print bad + 0 }')
+    if [ "$got_header" != "$header" ]; then
+        fail "$f: header '$got_header', expected '$header'"
+    elif [ "$got_rows" -ne "$rows" ]; then
+        fail "$f: $got_rows data rows, expected $rows"
+    elif [ "$ragged" -ne 0 ]; then
+        fail "$f: $ragged lines with the wrong number of fields"
+    else
+        pass
+    fi
+}
+
+# names PREFIX D: PREFIX1,..,PREFIXD
+names() {
+    awk -v p="$1" -v d="$2" 'BEGIN { for (i = 1; i <= d; i++) printf "%s%s%d", (i > 1 ? "," : ""), p, i; print "" }'
+}
+
+# The header of a score file in dimension D.
+score_header() {
+    awk -v d="$1" 'BEGIN {
+        s = ""
+        for (i = 1; i <= d; i++) s = s (i > 1 ? "," : "") "g_" i
+        for (i = 1; i <= d; i++) for (j = i; j <= d; j++) s = s ",h_" i "_" j
+        print s }'
+}
+
+# ---- help and version -------------------------------------------------------------
+
+version=$(sl --version)
+expect_ok sl --version
+check "--version prints 'scoreloss X.Y.Z', got '$version'" \
+    sh -c 'printf "%s\n" "$1" | grep -Eqx "scoreloss [0-9]+\.[0-9]+\.[0-9]+"' sh "$version"
+expect_ok sl --help
+for sub in sample plant score demo; do
+    check "--help lists $sub" grep -q "^  $sub " "$T/stdout"
+done
+for sub in sample plant score demo; do
+    expect_ok sl $sub --help
+    check "$sub --help has a usage line" grep -q "^usage: scoreloss $sub " "$T/stdout"
+    check "$sub --help has the option table" grep -q -- "--help" "$T/stdout"
+    check "$sub --help has an example" grep -q "^  scoreloss $sub " "$T/stdout"
+    expect_ok sl $sub --version
+    check "$sub --version prints the version" test "$(cat "$T/stdout")" = "$version"
+done
+
+# ---- parameter files ----------------------------------------------------------------
+
+# N(m, C) in d = 3: columns weight,m1..m3,c1_1..c3_3 (C row-major, SPD).
+cat >gauss3.csv <<'EOF'
+# a correlated Gaussian
+weight,m1,m2,m3,c1_1,c1_2,c1_3,c2_1,c2_2,c2_3,c3_1,c3_2,c3_3
+1,0.5,-1,0,2,0.3,0,0.3,1,0.2,0,0.2,0.5
+EOF
+cat >gmm3.csv <<'EOF'
+weight,m1,m2,m3,c1_1,c1_2,c1_3,c2_1,c2_2,c2_3,c3_1,c3_2,c3_3
+0.3,1,1,0,1,0.2,0,0.2,1,0,0,0,1
+0.7,-1,0,1,0.5,0,0.1,0,2,0,0.1,0,1
+EOF
+
+# ---- round trips: sample -> plant -> score --method exact ---------------------------
+
+D=3
+N=300
+K=2
+xh=$(names x $D)
+sh_=$(score_header $D)
+i=0
+for spec in gauss gmm2 laplace student student:3 logistic gauss:gauss3.csv gmm:gmm3.csv \
+    "plugin:$PLUGIN" "plugin:$PLUGIN:scale=2"; do
+    i=$((i + 1))
+    expect_ok sl sample --dist "$spec" --d $D --n $N --seed 7 -o x$i.csv
+    expect_csv x$i.csv $N "$xh"
+    expect_ok sl plant --input x$i.csv --k $K --noise 0.1 --seed 7 -o data$i.csv --truth truth$i.csv
+    expect_csv data$i.csv $N "$xh,y"
+    expect_csv truth$i.csv $K "a,$(names w $D)"
+    expect_ok sl score --method exact --dist "$spec" --input data$i.csv -o s$i.csv
+    expect_csv s$i.csv $N "$sh_"
+    # Query points of their own: the first 17 input rows.
+    { grep '^#' x$i.csv; body x$i.csv | head -n 18; } >q$i.csv
+    expect_ok sl score --method exact --dist "$spec" --input data$i.csv --at q$i.csv -o sq$i.csv
+    expect_csv sq$i.csv 17 "$sh_"
+    check "$spec: scores at --at rows equal the scores of the same --input rows" \
+        test "$(body sq$i.csv)" = "$(body s$i.csv | head -n 18)"
+done
+
+# gauss: g = -x and H = -I to 1e-12 on every row (x1.csv is gauss).
+# gauss_scores_ok X.csv S.csv D ROWS: every row has g = -x and H = -I to 1e-12.
+gauss_scores_ok() {
+    body "$1" | tail -n +2 >gx.txt
+    body "$2" | tail -n +2 >gs.txt
+    paste -d, gx.txt gs.txt | awk -F, -v d="$3" -v rows="$4" '
+        function abs(v) { return v < 0 ? -v : v }
+        {   for (i = 1; i <= d; i++) if (abs($(d + i) + $i) > 1e-12) bad++
+            c = 2 * d
+            for (i = 1; i <= d; i++)
+                for (j = i; j <= d; j++) { c++; if (abs($c + (i == j)) > 1e-12) bad++ } }
+        END { exit (NR == rows && bad == 0) ? 0 : 1 }'
+}
+check "gauss: g = -x and H = -I to 1e-12 on all $N rows" gauss_scores_ok x1.csv s1.csv $D $N
+
+# The comment line records the parameters.
+check "sample records its parameters in a comment" \
+    grep -q "^# scoreloss sample --dist gauss --d $D --n $N --seed 7$" x1.csv
+
+# ---- determinism -----------------------------------------------------------------------
+
+expect_ok sl sample --dist logistic --d 3 --n 9000 --seed 11 -o da.csv
+expect_ok sl sample --dist logistic --d 3 --n 9000 --seed 11 -o db.csv
+expect_ok sl sample --dist logistic --d 3 --n 9000 --seed 12 -o dc.csv
+check "sample: same seed, identical files" cmp -s da.csv db.csv
+check "sample: other seed, different files" sh -c '! cmp -s da.csv dc.csv'
+expect_ok sl plant --input da.csv --k 2 --w random:4 --a positive --noise 0.3 --seed 5 -o pa.csv --truth ta.csv
+expect_ok sl plant --input da.csv --k 2 --w random:4 --a positive --noise 0.3 --seed 5 -o pb.csv --truth tb.csv
+expect_ok sl plant --input da.csv --k 2 --w random:4 --a positive --noise 0.3 --seed 6 -o pc.csv --truth tc.csv
+check "plant: same seed, identical data" cmp -s pa.csv pb.csv
+check "plant: same seed, identical truth" cmp -s ta.csv tb.csv
+check "plant: other seed, different data" sh -c '! cmp -s pa.csv pc.csv'
+check "plant: other seed, different truth" sh -c '! cmp -s ta.csv tc.csv'
+# W, a and the noise come from separate streams: changing --a keeps W.
+expect_ok sl plant --input da.csv --k 2 --w random:4 --a ones --noise 0.3 --seed 5 -o pd.csv --truth td.csv
+check "plant: --a does not change W" \
+    test "$(body ta.csv | cut -d, -f2-)" = "$(body td.csv | cut -d, -f2-)"
+# --truth-in reproduces the labels of the truth it reads (noise 0).
+expect_ok sl plant --input da.csv --k 2 --seed 5 -o pe.csv --truth te.csv
+expect_ok sl plant --input da.csv --truth-in te.csv -o pf.csv --truth tf.csv
+check "plant --truth-in: same labels as the run that wrote the truth" \
+    test "$(body pe.csv)" = "$(body pf.csv)"
+check "plant --truth-in: same truth" test "$(body te.csv)" = "$(body tf.csv)"
+# sample --input: rows drawn from the file.
+expect_ok sl sample --input da.csv --n 50 --seed 3 -o ra.csv
+expect_csv ra.csv 50 "x1,x2,x3"
+check "sample --input: every row is a row of the file" \
+    test "$(body ra.csv | tail -n +2 | grep -Fvxf da.csv | wc -l)" -eq 0
+
+for threads in 1 2; do
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" sample --dist student:3 --d 4 --n 10000 --seed 2 -o t$threads.x.csv
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" plant --input t1.x.csv --k 3 --noise 0.5 --seed 2 \
+        -o t$threads.data.csv --truth t$threads.truth.csv
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" score --method exact --dist student:3 \
+        --input t1.data.csv -o t$threads.s.csv
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" demo --d 4 --k 2 --n 5000
+    cp "$T/stdout" t$threads.demo.txt
+done
+for f in x.csv data.csv truth.csv s.csv demo.txt; do
+    check "OMP_NUM_THREADS 1 and 2 give identical $f" cmp -s t1.$f t2.$f
+done
+
+# ---- demo ------------------------------------------------------------------------------
+expect_ok sl demo
+for what in "max_ij \|E\[S_2\]_ij\|" "top 5 eigenvalues" "eigenvalue 6" "principal angle" "c_5 "; do
+    check "demo prints $what" grep -Eq "$what" "$T/stdout"
+done
+expect_ok sl demo --dist gauss --d 3 --k 3 --n 2000 --act tanh
+
+# ---- bad command lines: exit status 2 ------------------------------------------------------
+OUT=out.csv
+expect_fail 2 "unknown subcommand 'frobnicate'" sl frobnicate
+expect_fail 2 "missing subcommand" sl
+expect_fail 2 "unknown option '--bogus'" sl sample --dist gauss --d 2 --n 5 --bogus 1 -o $OUT
+expect_fail 2 "unexpected argument 'extra'" sl sample --dist gauss --d 2 --n 5 extra -o $OUT
+expect_fail 2 "option --n: missing value" sl sample --dist gauss --d 2 -o $OUT --n
+expect_fail 2 "option --n: missing value" sl sample --dist gauss --n --d 2 -o $OUT
+expect_fail 2 "option --n: given more than once" sl sample --dist gauss --d 2 --n 5 --n 6 -o $OUT
+expect_fail 2 "option --n: expected a positive integer, got 'abc'" sl sample --dist gauss --d 2 --n abc -o $OUT
+expect_fail 2 "option --n: expected a positive integer, got 'abc'" sl sample --dist gauss --d 2 --n=abc -o $OUT
+expect_fail 2 "option --n: expected a positive integer, got '0'" sl sample --dist gauss --d 2 --n 0 -o $OUT
+expect_fail 2 "option --n: expected a positive integer, got '2.5'" sl sample --dist gauss --d 2 --n 2.5 -o $OUT
+expect_fail 2 "option --d: expected a positive integer, got '0'" sl sample --dist gauss --d 0 --n 5 -o $OUT
+expect_fail 2 "option --seed: expected a non-negative integer" sl sample --dist gauss --d 2 --n 5 --seed -1 -o $OUT
+expect_fail 2 "missing option --n" sl sample --dist gauss --d 2 -o $OUT
+expect_fail 2 "missing option --output" sl sample --dist gauss --d 2 --n 5
+expect_fail 2 "missing option --d" sl sample --dist gauss --n 5 -o $OUT
+expect_fail 2 "either --dist or --input" sl sample --dist gauss --input da.csv --n 5 -o $OUT
+expect_fail 2 "option --dist: unknown distribution 'foo'" sl sample --dist foo --d 2 --n 5 -o $OUT
+expect_fail 2 "option --dist: .*student" sl sample --dist student:-1 --d 2 --n 5 -o $OUT
+expect_fail 2 "option --dist: .*gmm needs a parameter file" sl sample --dist gmm --d 2 --n 5 -o $OUT
+expect_fail 2 "option --dist: .*dimension 3 .*dimension 2|option --dist: .*m1\.\.m3" \
+    sl sample --dist gauss:gauss3.csv --d 2 --n 5 -o $OUT
+expect_fail 2 "option --d: 2 differs from the 3 columns" sl sample --input da.csv --d 2 --n 5 -o $OUT
+expect_fail 2 "option --method: unknown method 'kde' \(available: exact\)" \
+    sl score --method kde --dist gauss --input da.csv -o $OUT
+expect_fail 2 "option --progress: takes no value" sl score --method exact --dist gauss --input da.csv --progress=1 -o $OUT
+expect_fail 2 "missing option --dist" sl score --method exact --input da.csv -o $OUT
+expect_fail 2 "option --k: k = 4 exceeds d = 3" sl plant --input da.csv --k 4 -o $OUT --truth t.csv
+expect_fail 2 "option --k: expected a positive integer, got '0'" sl plant --input da.csv --k 0 -o $OUT --truth t.csv
+expect_fail 2 "option --act: unknown activation 'swish'" sl plant --input da.csv --k 2 --act swish -o $OUT --truth t.csv
+expect_fail 2 "option --w: .*random:0.5" sl plant --input da.csv --k 2 --w random:0.5 -o $OUT --truth t.csv
+expect_fail 2 "option --w: unknown W spec 'diagonal'" sl plant --input da.csv --k 2 --w diagonal -o $OUT --truth t.csv
+expect_fail 2 "option --a: .*gives 3 values" sl plant --input da.csv --k 2 --a 1,2,3 -o $OUT --truth t.csv
+expect_fail 2 "option --noise: expected a number >= 0, got '-1'" sl plant --input da.csv --k 2 --noise -1 -o $OUT --truth t.csv
+expect_fail 2 "option --noise: expected a number >= 0, got 'nan'" sl plant --input da.csv --k 2 --noise nan -o $OUT --truth t.csv
+expect_fail 2 "-o and --truth name the same file" sl plant --input da.csv --k 2 -o $OUT --truth $OUT
+expect_fail 2 "leave out --w and --a" sl plant --input da.csv --truth-in te.csv --w identity -o $OUT --truth t.csv
+expect_fail 2 "option --k: 1 differs from the 2 hidden units" sl plant --input da.csv --truth-in te.csv --k 1 -o $OUT --truth t.csv
+expect_fail 2 "missing option --k" sl plant --input da.csv -o $OUT --truth t.csv
+expect_fail 2 "option --k: k = 6 exceeds d = 4" sl demo --d 4 --k 6
+expect_fail 2 "option --n: expected an integer >= 2, got '1'" sl demo --n 1
+# A shared object without the symbol: the C library's libm.
+LIBM=/lib/x86_64-linux-gnu/libm.so.6
+[ -e "$LIBM" ] || LIBM=$(ldconfig -p 2>/dev/null | awk '/libm\.so\.6 / { print $NF; exit }')
+if [ -n "$LIBM" ] && [ -e "$LIBM" ]; then
+    expect_fail 2 "option --dist: .*does not export sl_plugin_init" \
+        sl sample --dist "plugin:$LIBM" --d 2 --n 5 -o $OUT
+else
+    echo "note: libm.so.6 not found; the plug-in-without-symbol case is skipped"
+fi
+expect_fail 1 "option --dist: cannot load plug-in '$SL'" sl sample --dist "plugin:$SL" --d 2 --n 5 -o $OUT
+expect_fail 2 "option --dist: .*unknown argument 'shape=2'" sl sample --dist "plugin:$PLUGIN:shape=2" --d 2 --n 5 -o $OUT
+
+# ---- bad files and failures while running: exit status 1 ------------------------------------
+printf 'x1,x2\n1,2\n3\n' >ragged.csv
+printf 'x1,x2\n1,2\n3,abc\n' >nonnum.csv
+printf 'x1,x2\n1,2\nNaN,3\n' >nan.csv
+printf 'x1,x2\n1,2\n3,inf\n' >inf.csv
+: >empty.csv
+printf '# only a comment\nx1,x2\n' >header.csv
+printf 'x1,x3\n1,2\n3,4\n' >gap.csv
+printf 'a,b\n1,2\n' >nox.csv
+printf 'x1,x2\n1,2\n3,4\n' >q2.csv
+printf 'weight,m1,m2,c1_1,c1_2,c2_1,c2_2\n1,0,0,1,2,2,1\n' >notspd.csv
+for cmd in "plant --k 1 --truth t.csv" "score --method exact --dist gauss" "sample --n 5"; do
+    # shellcheck disable=SC2086
+    set -- $cmd
+    expect_fail 1 "ragged.csv line 3: ragged row" sl "$@" --input ragged.csv -o $OUT
+done
+expect_fail 1 "nonnum.csv line 3, column 2 \(x2\): not a number 'abc'" sl plant --input nonnum.csv --k 1 -o $OUT --truth t.csv
+expect_fail 1 "nan.csv line 3, column 1 \(x1\): non-finite value 'NaN'" sl plant --input nan.csv --k 1 -o $OUT --truth t.csv
+expect_fail 1 "inf.csv line 3, column 2 \(x2\): non-finite value 'inf'" sl score --method exact --dist gauss --input inf.csv -o $OUT
+expect_fail 1 "empty.csv: empty file" sl score --method exact --dist gauss --input empty.csv -o $OUT
+expect_fail 1 "header.csv: no data rows" sl plant --input header.csv --k 1 -o $OUT --truth t.csv
+expect_fail 1 "gap.csv: column 'x3' present but 'x2' missing" sl plant --input gap.csv --k 1 -o $OUT --truth t.csv
+expect_fail 1 "nox.csv: missing columns x1" sl score --method exact --dist gauss --input nox.csv -o $OUT
+expect_fail 1 "nosuch.csv: cannot open" sl plant --input nosuch.csv --k 1 -o $OUT --truth t.csv
+expect_fail 1 "option --dist: .*nosuch.csv: cannot open" sl sample --dist gauss:nosuch.csv --d 2 --n 5 -o $OUT
+expect_fail 1 "option --dist: .*notspd.csv.*positive definite" sl sample --dist gmm:notspd.csv --d 2 --n 5 -o $OUT
+expect_fail 1 "query points q2.csv have d = 2 .*samples da.csv have d = 3" \
+    sl score --method exact --dist gauss --input da.csv --at q2.csv -o $OUT
+expect_fail 1 "te.csv has 3 inputs .*q2.csv has d = 2" sl plant --input q2.csv --truth-in te.csv -o $OUT --truth t.csv
+expect_fail 1 "option --dist: cannot load plug-in '/nonexistent/plugin.so'" \
+    sl sample --dist plugin:/nonexistent/plugin.so --d 2 --n 5 -o $OUT
+expect_fail 1 "/nonexistent/dir/out.csv" sl sample --dist gauss --d 2 --n 5 -o /nonexistent/dir/out.csv
+expect_fail 1 "/nonexistent/dir/s.csv" sl score --method exact --dist gauss --input da.csv -o /nonexistent/dir/s.csv
+
+# An existing output is left as it was when the command fails, early or late.
+printf 'precious\n' >$OUT
+printf 'precious truth\n' >keep_truth.csv
+expect_fail 2 "unknown distribution" sl sample --dist foo --d 2 --n 5 -o $OUT
+expect_fail 1 "ragged" sl score --method exact --dist gauss --input ragged.csv -o $OUT
+# The data are complete before the truth fails to be written: neither changes.
+expect_fail 1 "/nonexistent/dir/t.csv" sl plant --input da.csv --k 2 -o $OUT --truth /nonexistent/dir/t.csv
+expect_fail 1 "/nonexistent/dir/d.csv" sl plant --input da.csv --k 2 -o /nonexistent/dir/d.csv --truth keep_truth.csv
+check "the existing output still holds its old content" grep -qx precious $OUT
+
+# A plug-in without gradient and Hessian is sample-only: exact scores are an
+# error. Built here when a C compiler is at hand.
+if [ -n "${SL_SOURCE_ROOT:-}" ] && command -v cc >/dev/null 2>&1; then
+    cat >only_sample.c <<'EOF'
+#include <stdio.h>
+#include "scoreloss/dist.h"
+#include <gsl/gsl_randist.h>
+static int draw(void *data, size_t d, size_t n, gsl_rng *rng, double *X) {
+    (void)data;
+    for (size_t i = 0; i < n * d; ++i) X[i] = gsl_ran_flat(rng, -1.0, 1.0);
+    return 0;
+}
+int sl_plugin_init(int abi, const char *args, size_t d, sl_dist_callbacks *cb, char *err,
+                   size_t errlen) {
+    (void)args, (void)d;
+    if (abi != SL_PLUGIN_ABI) {
+        snprintf(err, errlen, "ABI %d, expected %d", abi, SL_PLUGIN_ABI);
+        return 1;
+    }
+    cb->name = "uniform-box";
+    cb->sample = draw;
+    return 0;
+}
+EOF
+    if cc -shared -fPIC -o only_sample.so only_sample.c -I"$SL_SOURCE_ROOT/include" 2>cc.log; then
+        expect_ok sl sample --dist plugin:./only_sample.so --d 2 --n 20 -o u.csv
+        expect_csv u.csv 20 "x1,x2"
+        expect_fail 2 "option --dist: distribution 'uniform-box' is sample-only" \
+            sl score --method exact --dist plugin:./only_sample.so --input u.csv -o $OUT
+    else
+        echo "note: could not build the sample-only plug-in ($(head -n 1 cc.log)); case skipped"
+    fi
+fi
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
