@@ -282,6 +282,139 @@ for f in x.csv data.csv truth.csv s.csv demo.txt; do
     check "OMP_NUM_THREADS 1 and 2 give identical $f" cmp -s t1.$f t2.$f
 done
 
+# ---- estimators: llsfe, kde, gauss, hermite, exact --------------------------------------
+
+# expect_est CMD...: as expect_ok, but stderr may hold the kernel estimators'
+# one-line reports and progress lines (--progress), nothing else.
+EST_REPORT='^scoreloss score: (llsfe|kde): (median )?bandwidth [0-9.e+-]+ \(.+\), strategy (allpairs|neighbours), [0-9]+ of [0-9]+ points regularised$'
+expect_est() {
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "$* -> exit $rc, expected 0: $(head -c 300 "$T/stderr")"
+    elif grep -Ev "^scoreloss score: [0-9]+%$" "$T/stderr" | grep -Evq "$EST_REPORT"; then
+        fail "$* -> unexpected stderr: $(head -c 300 "$T/stderr")"
+    else
+        pass
+    fi
+}
+
+# same_numbers A.csv B.csv TOL: same shape, every number equal to TOL relative.
+same_numbers() {
+    body "$1" | tail -n +2 >sa.txt
+    body "$2" | tail -n +2 >sb.txt
+    [ "$(wc -l <sa.txt)" -eq "$(wc -l <sb.txt)" ] || return 1
+    paste -d, sa.txt sb.txt | awk -F, -v tol="$3" '
+        function abs(v) { return v < 0 ? -v : v }
+        {   if (NF % 2) bad++
+            h = NF / 2
+            for (i = 1; i <= h; i++) {
+                a = $i; b = $(h + i); m = abs(a) > abs(b) ? abs(a) : abs(b)
+                if (abs(a - b) > tol * m) bad++ } }
+        END { exit (NR > 0 && bad == 0) ? 0 : 1 }'
+}
+
+expect_ok sl sample --dist gauss --d 2 --n 400 --seed 3 -o g400.csv
+S2H="g_1,g_2,h_1_1,h_1_2,h_2_2"
+for m in llsfe kde gauss hermite exact; do
+    dist=
+    [ $m = exact ] && dist="--dist gauss"
+    # shellcheck disable=SC2086
+    expect_est sl score --method $m $dist --input g400.csv -o e_$m.csv
+    expect_csv e_$m.csv 400 "$S2H"
+    cp "$T/stderr" e_$m.err
+    check "$m: the comment records the command" \
+        grep -q "^# scoreloss score --method $m --input g400.csv" e_$m.csv
+    check "$m: the comment records what the method did" grep -q "^# $m: " e_$m.csv
+done
+for m in llsfe kde; do
+    check "$m: one report line on stderr" test "$(wc -l <e_$m.err)" -eq 1
+    check "$m: the report names the automatic choice" \
+        grep -Eq "^scoreloss score: $m: bandwidth [0-9.e+-]+ \(auto: held-out score matching over [0-9]+ values from .* to .*\), strategy allpairs, [0-9]+ of 400 points regularised$" e_$m.err
+    check "$m: the comment holds the same report" \
+        grep -qF "# $(sed 's/^scoreloss score: //' e_$m.err)" e_$m.csv
+done
+for m in gauss hermite exact; do
+    check "$m: nothing on stderr" test ! -s e_$m.err
+done
+check "hermite: g = -x and H = -I" gauss_scores_ok g400.csv e_hermite.csv 2 400
+check "exact on gauss: g = -x and H = -I" gauss_scores_ok g400.csv e_exact.csv 2 400
+
+# Query points of their own.
+{ grep '^#' g400.csv; body g400.csv | head -n 18; } >g17.csv
+expect_est sl score --method llsfe --input g400.csv --at g17.csv --bandwidth 0.5 -o e_at.csv
+expect_csv e_at.csv 17 "$S2H"
+check "--at: the report counts the 17 query points" grep -q "of 17 points regularised" "$T/stderr"
+
+# The two strategies compute the same sums (weights beyond 30 h are below
+# exp(-450)): only the order of the additions differs.
+expect_est sl score --method llsfe --input g400.csv --bandwidth 0.5 --strategy allpairs -o ap.csv
+check "--strategy allpairs is reported" grep -q "bandwidth 0.5 (fixed), strategy allpairs" "$T/stderr"
+expect_est sl score --method llsfe --input g400.csv --bandwidth 0.5 --strategy neighbours \
+    --cutoff 30 -o nb.csv
+check "--strategy neighbours is reported" grep -q "strategy neighbours" "$T/stderr"
+check "llsfe: allpairs and neighbours (cutoff 30) agree to 1e-9 relative" \
+    same_numbers ap.csv nb.csv 1e-9
+# Fixed bandwidth h = C n^(-1/(d+6)): --bw-const C is --bandwidth const:C.
+expect_est sl score --method kde --input g400.csv --bw-const 0.8 -o bc1.csv
+check "--bw-const: h = C n^(-1/8) reported" \
+    grep -q "bandwidth $(awk 'BEGIN { printf "%.6g", 0.8 * 400 ^ (-1 / 8) }') " "$T/stderr"
+expect_est sl score --method kde --input g400.csv --bandwidth const:0.8 -o bc2.csv
+check "--bw-const 0.8 equals --bandwidth const:0.8" test "$(body bc1.csv)" = "$(body bc2.csv)"
+expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 -o kn.csv
+expect_csv kn.csv 400 "$S2H"
+check "knn: the median bandwidth is reported" \
+    grep -q "median bandwidth .* (knn:30: distance to the K-th nearest sample), strategy neighbours" "$T/stderr"
+
+# --eval: one row per method, in the order given.
+EVAL_HEADER="method,bandwidth,n,d,queries_in_radius,regularised,g_rel_mse,s2_p5,s2_p25,s2_p50,s2_p75,s2_p95,s4_p5,s4_p25,s4_p50,s4_p75,s4_p95,seconds"
+expect_est sl score --method llsfe,kde,gauss,hermite,exact --dist gauss --input g400.csv --eval
+cp "$T/stdout" ev5.txt
+check "--eval: the header" test "$(head -n 1 ev5.txt)" = "$EVAL_HEADER"
+check "--eval: 5 rows of 18 fields" \
+    awk -F, 'NR > 1 && NF == 18 { ok++ } END { exit (NR == 6 && ok == 5) ? 0 : 1 }' ev5.txt
+check "--eval: the methods in the order given" \
+    test "$(tail -n +2 ev5.txt | cut -d, -f1 | tr '\n' ' ')" = "llsfe kde gauss hermite exact "
+check "--eval: exact's g_rel_mse is 0" awk -F, '$1 == "exact" && $7 == 0 { ok = 1 } END { exit !ok }' ev5.txt
+check "--eval: hermite is exact for gauss" \
+    awk -F, '$1 == "hermite" && $7 < 1e-20 && $12 < 1e-10 && $17 < 1e-10 { ok = 1 } END { exit !ok }' ev5.txt
+check "--eval: kernel methods have a bandwidth, the others 0" \
+    awk -F, 'NR > 1 { if (($1 == "llsfe" || $1 == "kde") != ($2 > 0)) bad++ } END { exit bad > 0 }' ev5.txt
+inside=$(body g400.csv | awk -F, 'NR > 1 && $1 * $1 + $2 * $2 <= 4 { c++ } END { print c + 0 }')
+check "--eval: n = 400, d = 2, $inside queries within radius 2" \
+    awk -F, -v c="$inside" 'NR > 1 { if ($3 != 400 || $4 != 2 || $5 != c) bad++ } END { exit bad > 0 }' ev5.txt
+check "--eval: percentiles increase" \
+    awk -F, 'NR > 1 { for (i = 8; i < 12; i++) if ($i > $(i + 1) || $(i + 5) > $(i + 6)) bad++ } END { exit bad > 0 }' ev5.txt
+check "--eval: two report lines on stderr (llsfe, kde)" test "$(wc -l <"$T/stderr")" -eq 2
+expect_est sl score --method gauss --dist gauss --input g400.csv --eval --radius 1
+inside1=$(body g400.csv | awk -F, 'NR > 1 && $1 * $1 + $2 * $2 <= 1 { c++ } END { print c + 0 }')
+check "--radius 1: $inside1 queries" awk -F, -v c="$inside1" 'NR == 2 && $5 == c { ok = 1 } END { exit !ok }' "$T/stdout"
+# One method with --eval and -o: both the file and the table.
+expect_est sl score --method kde --dist gauss --input g400.csv --eval -o ev_kde.csv
+expect_csv ev_kde.csv 400 "$S2H"
+check "--eval -o: the table on stdout" test "$(wc -l <"$T/stdout")" -eq 2
+check "--eval -o: the same scores as without --eval" test "$(body ev_kde.csv)" = "$(body e_kde.csv)"
+
+# The local-likelihood fit beats the kernel density's gradient on a bimodal
+# mixture (each with its automatic bandwidth).
+expect_ok sl sample --dist gmm2 --d 2 --n 5000 --seed 5 -o m5000.csv
+# (--progress: any progress lines are whole percentages, see expect_est.)
+expect_est sl score --method llsfe,kde --dist gmm2 --input m5000.csv --eval --progress
+cp "$T/stdout" evm.txt
+check "gmm2 d=2 n=5000: llsfe's g_rel_mse < kde's" \
+    awk -F, '$1 == "llsfe" { l = $7 } $1 == "kde" { k = $7 } END { exit !(l > 0 && l < k) }' evm.txt
+
+# Same results with 1 and 2 threads.
+expect_ok sl sample --dist gmm2 --d 3 --n 3000 --seed 9 -o det.csv
+for threads in 1 2; do
+    expect_est env OMP_NUM_THREADS=$threads "$SL" score --method llsfe --input det.csv \
+        -o det_auto$threads.csv
+    expect_est env OMP_NUM_THREADS=$threads "$SL" score --method llsfe --input det.csv \
+        --bandwidth knn:30 -o det_knn$threads.csv
+done
+check "OMP_NUM_THREADS 1 and 2: identical llsfe scores (auto bandwidth)" cmp -s det_auto1.csv det_auto2.csv
+check "OMP_NUM_THREADS 1 and 2: identical llsfe scores (knn:30)" cmp -s det_knn1.csv det_knn2.csv
+
 # ---- demo ------------------------------------------------------------------------------
 expect_ok sl demo
 for what in "max_ij \|E\[S_2\]_ij\|" "top 5 eigenvalues" "eigenvalue 6" "principal angle" "c_5 "; do
@@ -314,10 +447,58 @@ expect_fail 2 "option --dist: .*gmm needs a parameter file" sl sample --dist gmm
 expect_fail 2 "option --dist: .*dimension 3 .*dimension 2|option --dist: .*m1\.\.m3" \
     sl sample --dist gauss:gauss3.csv --d 2 --n 5 -o $OUT
 expect_fail 2 "option --d: 2 differs from the 3 columns" sl sample --input da.csv --d 2 --n 5 -o $OUT
-expect_fail 2 "option --method: unknown method 'kde' \(available: exact\)" \
-    sl score --method kde --dist gauss --input da.csv -o $OUT
+expect_fail 2 "option --method: unknown method 'foo' \(available: llsfe, kde, gauss, hermite, exact\)" \
+    sl score --method foo --dist gauss --input da.csv -o $OUT
 expect_fail 2 "option --progress: takes no value" sl score --method exact --dist gauss --input da.csv --progress=1 -o $OUT
 expect_fail 2 "missing option --dist" sl score --method exact --input da.csv -o $OUT
+# The estimators' options (g400.csv: n = 400, d = 2).
+G=g400.csv
+expect_fail 2 "option --bandwidth: bandwidth '-1': expected auto, a positive number, knn:K or const:C" \
+    sl score --method llsfe --input $G --bandwidth -1 -o $OUT
+expect_fail 2 "option --bandwidth: .*knn:K needs a whole number K >= 2" \
+    sl score --method llsfe --input $G --bandwidth knn:1 -o $OUT
+expect_fail 2 "option --bandwidth: bandwidth 'foo'" sl score --method kde --input $G --bandwidth foo -o $OUT
+expect_fail 2 "option --bandwidth: bandwidth '0'" sl score --method kde --input $G --bandwidth 0 -o $OUT
+expect_fail 2 "option --bw-const: conflicts with --bandwidth" \
+    sl score --method llsfe --input $G --bw-const 0.8 --bandwidth 0.5 -o $OUT
+expect_fail 2 "option --bw-const: conflicts with --bandwidth" \
+    sl score --method llsfe --input $G --bandwidth auto --bw-const 0.8 -o $OUT
+expect_fail 2 "option --bw-const: expected a number > 0, got '0'" \
+    sl score --method llsfe --input $G --bw-const 0 -o $OUT
+expect_fail 2 "option --strategy: unknown strategy 'foo' \(expected auto, allpairs or neighbours\)" \
+    sl score --method llsfe --input $G --strategy foo -o $OUT
+expect_fail 2 "option --strategy: allpairs needs one bandwidth .*knn:30" \
+    sl score --method llsfe --input $G --strategy allpairs --bandwidth knn:30 -o $OUT
+expect_fail 2 "option --cutoff: expected a number > 0, got '0'" \
+    sl score --method llsfe --input $G --cutoff 0 -o $OUT
+expect_fail 2 "option --shrink: expected a number >= 0, got '-1'" \
+    sl score --method llsfe --input $G --shrink -1 -o $OUT
+expect_fail 2 "option --seed: expected a non-negative integer" \
+    sl score --method llsfe --input $G --seed x -o $OUT
+expect_fail 2 "option --eval: needs --dist SPEC" sl score --method llsfe --input $G --eval -o $OUT
+expect_fail 2 "option --eval: needs --dist SPEC" sl score --method llsfe,kde --input $G --eval
+expect_fail 2 "missing option --dist" sl score --method llsfe,exact --input $G --eval
+expect_fail 2 "option --method: unknown method 'foo'" sl score --method llsfe,foo --input $G --eval --dist gauss
+expect_fail 2 "option --method: empty method name" sl score --method llsfe, --input $G -o $OUT
+expect_fail 2 "option --method: method 'kde' listed twice" \
+    sl score --method kde,llsfe,kde --input $G --eval --dist gauss
+expect_fail 2 "option --output: one file holds one method's scores" \
+    sl score --method llsfe,kde --input $G --dist gauss --eval -o $OUT
+expect_fail 2 "option --output: one file holds one method's scores" \
+    sl score --method llsfe,kde --input $G -o $OUT
+expect_fail 2 "option --method: several methods need --eval" sl score --method llsfe,kde --input $G
+expect_fail 2 "missing option --output" sl score --method llsfe --input $G
+expect_fail 2 "option --output: '-' \(stdout\)" sl score --method llsfe --input $G --dist gauss --eval -o -
+expect_fail 2 "option --radius: expected a number > 0, got '0'" \
+    sl score --method llsfe --input $G --dist gauss --eval --radius 0 -o $OUT
+expect_fail 2 "option --radius: no query point lies within radius 0.001" \
+    sl score --method gauss --input $G --dist gauss --eval --radius 0.001 -o $OUT
+expect_fail 2 "option --bandwidth: knn:400 needs at least 401 samples .*has 400" \
+    sl score --method llsfe --input $G --bandwidth knn:400 -o $OUT
+expect_fail 2 "option --bandwidth: knn:401 needs at least 401 samples, but g400.csv has 400" \
+    sl score --method kde --input $G --at g17.csv --bandwidth knn:401 -o $OUT
+expect_fail 2 "option --dist: .*dimension 3 .*dimension 2|option --dist: .*m1\.\.m3" \
+    sl score --method llsfe --input $G --dist gauss:gauss3.csv --eval
 expect_fail 2 "option --k: k = 4 exceeds d = 3" sl plant --input da.csv --k 4 -o $OUT --truth t.csv
 expect_fail 2 "option --k: expected a positive integer, got '0'" sl plant --input da.csv --k 0 -o $OUT --truth t.csv
 expect_fail 2 "option --act: unknown activation 'swish'" sl plant --input da.csv --k 2 --act swish -o $OUT --truth t.csv
@@ -417,6 +598,8 @@ EOF
         expect_csv u.csv 20 "x1,x2"
         expect_fail 2 "option --dist: distribution 'uniform-box' is sample-only" \
             sl score --method exact --dist plugin:./only_sample.so --input u.csv -o $OUT
+        expect_fail 2 "option --dist: distribution 'uniform-box' is sample-only.*--eval needs" \
+            sl score --method gauss --dist plugin:./only_sample.so --input u.csv --eval -o $OUT
     else
         echo "note: could not build the sample-only plug-in ($(head -n 1 cc.log)); case skipped"
     fi

@@ -8,5 +8,6 @@
 #include "scoreloss/csv.h"
 #include "scoreloss/dist.h"
 #include "scoreloss/network.h"
+#include "scoreloss/score.h"
 
 #endif

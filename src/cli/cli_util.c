@@ -492,7 +492,8 @@ void cli_progress_start(cli_progress *p, const cli_args *args, int forced) {
     p->start = now_seconds();
 }
 
-void cli_progress_update(cli_progress *p, size_t done, size_t total) {
+/* Shows done of total; counts (when `counts`) follow the percentage in logs. */
+static void progress_show(cli_progress *p, size_t done, size_t total, int counts) {
     if (!p->enabled || total == 0) return;
     double t = now_seconds();
     if (t - p->start < 1.0) return;
@@ -503,11 +504,24 @@ void cli_progress_update(cli_progress *p, size_t done, size_t total) {
     } else {
         /* Whole lines for logs, at most one per 10%. */
         if (p->shown && percent < p->last_percent + 10 && done < total) return;
-        fprintf(stderr, "scoreloss %s: %d%% (%zu of %zu)\n", p->label, percent, done, total);
+        if (counts)
+            fprintf(stderr, "scoreloss %s: %d%% (%zu of %zu)\n", p->label, percent, done, total);
+        else
+            fprintf(stderr, "scoreloss %s: %d%%\n", p->label, percent);
     }
     fflush(stderr);
     p->shown = 1;
     p->last_percent = percent;
+}
+
+void cli_progress_update(cli_progress *p, size_t done, size_t total) {
+    progress_show(p, done, total, 1);
+}
+
+void cli_progress_fraction(cli_progress *p, double fraction) {
+    const size_t steps = 1000;
+    size_t done = fraction >= 1.0 ? steps : fraction > 0.0 ? (size_t)(fraction * steps) : 0;
+    progress_show(p, done, steps, 0);
 }
 
 void cli_progress_finish(cli_progress *p) {

@@ -143,6 +143,9 @@ typedef struct cli_progress {
 
 void cli_progress_start(cli_progress *p, const cli_args *args, int forced);
 void cli_progress_update(cli_progress *p, size_t done, size_t total);
+/* The same from a fraction in [0, 1] (a library's progress callback), shown
+ * as a percentage alone. */
+void cli_progress_fraction(cli_progress *p, double fraction);
 /* Ends the progress line if one was shown; call before any later message. */
 void cli_progress_finish(cli_progress *p);
 

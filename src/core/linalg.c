@@ -8,6 +8,7 @@
  * from OpenBLAS, which is what is linked (OpenBLAS's own cblas.h clashes with
  * the GSL headers that randist.h pulls in). */
 #include <gsl/gsl_cblas.h>
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_randist.h>
 #include <lapacke.h>
 
@@ -37,27 +38,47 @@ sl_status sl_spd_inverse(size_t d, const double *A, double *Ainv, double *logdet
 }
 
 sl_status sl_sym_eigen(size_t d, const double *A, double *w, double *V) {
-    double *tmp = malloc(d * sizeof *tmp);
-    if (!tmp) return sl_error(SL_ENOMEM, "out of memory in eigen-decomposition");
-    memcpy(V, A, d * d * sizeof *V);
-    lapack_int info =
-        LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)d, V, (lapack_int)d, tmp);
-    if (info != 0) {
-        free(tmp);
-        return sl_error(SL_ENUMERIC, "symmetric eigen-decomposition failed (info %d)", (int)info);
+    /* GSL's Jacobi solver: LAPACK's dsyevd/dsyev and GSL's symmv all go
+     * through OpenBLAS's level-2 kernels (dsymv/dsyr2), whose last bits
+     * changed with OPENBLAS_NUM_THREADS even on 3 x 3 matrices (measured),
+     * which broke thread-count independence of everything downstream. Jacobi
+     * rotations are plain loops, accurate to high relative precision, and
+     * cheap at the sizes used here (d x d with d up to a few hundred). */
+    gsl_matrix *a = gsl_matrix_alloc(d, d), *evec = gsl_matrix_alloc(d, d);
+    gsl_vector *eval = gsl_vector_alloc(d);
+    sl_status st = SL_OK;
+    unsigned int nrot = 0;
+    if (!a || !evec || !eval) {
+        st = sl_error(SL_ENOMEM, "out of memory in eigen-decomposition");
+    } else {
+        memcpy(a->data, A, d * d * sizeof *A); /* row-major, tda = d */
+        /* GSL stops with GSL_EMAXITER unless the off-diagonal part reaches
+         * exactly 0; what is left of it (in a, rotated in place) is the
+         * error of the eigenvalues, so accept it when it is at rounding level. */
+        int rc = gsl_eigen_jacobi(a, eval, evec, 50, &nrot);
+        double off = 0.0, scale = 0.0;
+        for (size_t r = 0; r < d; ++r)
+            for (size_t c = 0; c < d; ++c) {
+                double v = fabs(gsl_matrix_get(a, r, c));
+                if (r == c)
+                    scale = fmax(scale, v);
+                else
+                    off = fmax(off, v);
+            }
+        if (rc != 0 && !(off <= 1e-14 * scale))
+            st = sl_error(SL_ENUMERIC, "symmetric eigen-decomposition did not converge");
+        else
+            gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC);
     }
-    /* LAPACK returns ascending order; reverse values and columns. */
-    for (size_t i = 0; i < d; ++i) w[i] = tmp[d - 1 - i];
-    for (size_t r = 0; r < d; ++r) {
-        double *row = V + r * d;
-        for (size_t i = 0; i < d / 2; ++i) {
-            double t = row[i];
-            row[i] = row[d - 1 - i];
-            row[d - 1 - i] = t;
-        }
+    if (st == SL_OK) {
+        for (size_t i = 0; i < d; ++i) w[i] = gsl_vector_get(eval, i);
+        for (size_t r = 0; r < d; ++r)
+            for (size_t c = 0; c < d; ++c) V[r * d + c] = gsl_matrix_get(evec, r, c);
     }
-    free(tmp);
-    return SL_OK;
+    gsl_vector_free(eval);
+    gsl_matrix_free(evec);
+    gsl_matrix_free(a);
+    return st;
 }
 
 sl_status sl_svd(size_t r, size_t c, const double *A, double *s, double *U, double *Vt) {

@@ -1,0 +1,418 @@
+/* The kernel score estimators: llsfe (local likelihood) and kde.
+ *
+ * Both start from the kernel moments around each query (K0, the local mean
+ * offset mu and the local covariance Sig; score_internal.h) and differ only in
+ * the map to (g, H):
+ *   llsfe: g = Sig^{-1} mu,  H = h^{-2} I - Sig^{-1}   (METHOD.md section 3)
+ *   kde:   g = mu / h^2,     H = Sig / h^4 - I / h^2   (grad and Hessian of log KDE)
+ *
+ * Regularisation of llsfe (EXPERIMENTAL DRAFT). */
+#include "score/score_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
+#include <lapacke.h>
+
+#include "core/linalg.h"
+#include "scoreloss/rng.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* OpenBLAS's own cblas.h declares these; it cannot be included beside GSL. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+/* The default prior weight, in pseudo-samples. */
+#define SL_LLSFE_DEFAULT_SHRINK 2.0
+
+/* At most this many samples estimate the pooled local covariance when the
+ * queries are not the samples themselves. */
+#define SL_POOL_MAX 1000
+
+/* Problems with more query-sample pairs than this use neighbours. */
+#define SL_ALLPAIRS_MAX_PAIRS 4.0e8
+
+/* Per-thread scratch for the map. */
+typedef struct {
+    double *Sg, *mug, *S, *T, *tmp;
+} map_work;
+
+static sl_status map_work_alloc(size_t d, map_work *w) {
+    double *block = malloc((4 * d * d + 2 * d) * sizeof *block);
+    if (!block) return sl_error(SL_ENOMEM, "out of memory");
+    w->Sg = block;
+    w->S = w->Sg + d * d;
+    w->T = w->S + d * d;
+    w->tmp = w->T + d * d;
+    w->mug = w->tmp + d * d;
+    return SL_OK;
+}
+
+/* The global Gaussian under the kernel at q: Sig_g and mu_g. With P = U
+ * diag(p) U' precomputed, Sig_g = U diag(1 / (p + h^-2)) U'. */
+static void gaussian_tilted(const sl_gauss_fit *fit, const double *Pevec, const double *Peval,
+                            size_t d, const double *q, double h, double *Sg, double *mug,
+                            double *tmp) {
+    const double ih2 = 1.0 / (h * h);
+    /* tmp = U diag(1 / (p + ih2)) */
+    for (size_t a = 0; a < d; ++a)
+        for (size_t c = 0; c < d; ++c) tmp[a * d + c] = Pevec[a * d + c] / (Peval[c] + ih2);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d, (int)d, 1.0, tmp, (int)d,
+                Pevec, (int)d, 0.0, Sg, (int)d);
+    /* mu_g = Sig_g P (m - q) = Sig_g * g_gauss(q) with g_gauss = -P (q - m). */
+    double *r = tmp, *gg = tmp + d;
+    for (size_t a = 0; a < d; ++a) r[a] = fit->m[a] - q[a];
+    cblas_dsymv(CblasRowMajor, CblasUpper, (int)d, 1.0, fit->P, (int)d, r, 1, 0.0, gg, 1);
+    cblas_dsymv(CblasRowMajor, CblasUpper, (int)d, 1.0, Sg, (int)d, gg, 1, 0.0, mug, 1);
+}
+
+/* Cholesky of A into L succeeds with every pivot^2 above 1e-10 h^2: tiny
+ * pivots would turn noise into huge scores. */
+static int safely_positive_definite(size_t d, const double *A, double h, double *L) {
+    memcpy(L, A, d * d * sizeof *L);
+    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, L, (lapack_int)d) != 0) return 0;
+    for (size_t a = 0; a < d; ++a)
+        if (!(L[a * d + a] * L[a * d + a] > 1e-10 * h * h)) return 0;
+    return 1;
+}
+
+/* In place: mu (d) and Sig (d x d) become the kde's g and H. Returns 1 if
+ * the point had nothing in reach. */
+static int map_kde(const sl_gauss_fit *fit, size_t d, const double *q, double h, double K0,
+                   double *mu, double *Sig, double *tmp) {
+    const double ih2 = 1.0 / (h * h);
+    if (K0 <= 0) {
+        /* Nothing in reach: the global Gaussian's scores. */
+        for (size_t a = 0; a < d; ++a) tmp[a] = fit->m[a] - q[a];
+        cblas_dsymv(CblasRowMajor, CblasUpper, (int)d, 1.0, fit->P, (int)d, tmp, 1, 0.0, mu, 1);
+        for (size_t k = 0; k < d * d; ++k) Sig[k] = -fit->P[k];
+        return 1;
+    }
+    for (size_t a = 0; a < d; ++a) mu[a] *= ih2;
+    for (size_t k = 0; k < d * d; ++k) Sig[k] *= ih2 * ih2;
+    for (size_t a = 0; a < d; ++a) Sig[a * d + a] -= ih2;
+    return 0;
+}
+
+typedef struct {
+    double nu0;       /* covariance prior weight (pseudo-samples) */
+    double num;       /* mean prior weight toward the global Gaussian */
+    const double *Tn; /* pooled covariance, divided by h^2 (knn) or not (fixed); NULL: none */
+    int knn;
+} llsfe_prior;
+
+/* In place: mu (d) and Sig (d x d) become llsfe's g and H. Returns 1 if the
+ * point was regularised. */
+static int map_llsfe(const sl_gauss_fit *fit, const double *Pevec, const double *Peval, size_t d,
+                     const double *q, double h, double K0, const llsfe_prior *pr, double *mu,
+                     double *Sig, map_work *w) {
+    const double ih2 = 1.0 / (h * h);
+    int regularised = 0;
+    if (K0 > 0 && pr->nu0 > 0 && !safely_positive_definite(d, Sig, h, w->S)) regularised = 1;
+    if (K0 <= 0 || pr->num > 0 || !pr->Tn)
+        gaussian_tilted(fit, Pevec, Peval, d, q, h, w->Sg, w->mug, w->tmp);
+    if (K0 <= 0) {
+        memcpy(mu, w->mug, d * sizeof *mu);
+        memcpy(Sig, w->Sg, d * d * sizeof *Sig);
+        regularised = 1;
+    } else {
+        if (pr->nu0 > 0) {
+            const double *T = w->Sg;
+            if (pr->Tn) {
+                const double s = pr->knn ? h * h : 1.0;
+                for (size_t k = 0; k < d * d; ++k) w->T[k] = s * pr->Tn[k];
+                T = w->T;
+            }
+            const double a1 = K0 / (K0 + pr->nu0), a2 = 1.0 - a1;
+            for (size_t k = 0; k < d * d; ++k) Sig[k] = a1 * Sig[k] + a2 * T[k];
+        }
+        if (pr->num > 0) {
+            const double b1 = K0 / (K0 + pr->num), b2 = 1.0 - b1;
+            for (size_t a = 0; a < d; ++a) mu[a] = b1 * mu[a] + b2 * w->mug[a];
+        }
+    }
+    /* Sig^{-1} by Cholesky; a ridge in units of h^2 when it is not (safely)
+     * positive definite: tiny pivots would turn noise into huge scores. */
+    double ridge = 0.0;
+    for (int attempt = 0;; ++attempt) {
+        for (size_t a = 0; a < d; ++a) Sig[a * d + a] += ridge;
+        if (safely_positive_definite(d, Sig, h, w->S)) break;
+        for (size_t a = 0; a < d; ++a) Sig[a * d + a] -= ridge;
+        regularised = 1;
+        ridge = ridge == 0.0 ? 1e-8 * h * h : ridge * 100.0;
+        if (attempt > 8) {
+            /* A ridge of 10^8 h^2 did not help: Sig is beyond repair, so
+             * the point takes the global Gaussian's local moments. */
+            gaussian_tilted(fit, Pevec, Peval, d, q, h, Sig, mu, w->tmp);
+            if (!safely_positive_definite(d, Sig, h, w->S)) {
+                for (size_t a = 0; a < d; ++a) Sig[a * d + a] += h * h;
+                safely_positive_definite(d, Sig, h, w->S);
+            }
+            break;
+        }
+    }
+    LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, w->S, (lapack_int)d);
+    for (size_t a = 0; a < d; ++a)
+        for (size_t b = 0; b < a; ++b) w->S[a * d + b] = w->S[b * d + a];
+    /* g = Sig^{-1} mu, H = h^{-2} I - Sig^{-1} */
+    cblas_dsymv(CblasRowMajor, CblasUpper, (int)d, 1.0, w->S, (int)d, mu, 1, 0.0, w->tmp, 1);
+    memcpy(mu, w->tmp, d * sizeof *mu);
+    for (size_t k = 0; k < d * d; ++k) Sig[k] = -w->S[k];
+    for (size_t a = 0; a < d; ++a) Sig[a * d + a] += ih2;
+    return regularised;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Kernel moments at the nq rows of Q (or at the samples, leave-one-out, when
+ * Q is NULL) by the chosen strategy. */
+static sl_status moments(sl_strategy strategy, const sl_score_options *opt, sl_kdtree **tree,
+                         size_t n, size_t d, const double *X, size_t nq, const double *Q, double h,
+                         size_t K, double *hq, double *K0, double *mu, double *Sig,
+                         int report) {
+    const int loo = Q == NULL;
+    sl_progress_fn progress = report ? opt->progress : NULL;
+    if (strategy == SL_STRATEGY_ALLPAIRS)
+        return sl_moments_allpairs(n, d, X, nq, Q, loo, h, K0, mu, Sig, progress,
+                                   opt->progress_ctx);
+    if (!*tree) {
+        sl_status st = sl_kdtree_build(n, d, X, tree);
+        if (st) return st;
+    }
+    return sl_moments_neighbours(*tree, n, d, X, nq, Q, loo, h, K, opt->cutoff, hq, K0, mu, Sig,
+                                 progress, opt->progress_ctx);
+}
+
+/* The pooled local covariance: the K0-weighted mean of the samples' own
+ * (leave-one-out) local covariances, each divided by its h^2 when the
+ * bandwidth is adaptive. From the queries' moments when they are the samples
+ * (Q = NULL), else from a seeded subset of at most SL_POOL_MAX samples,
+ * whose own point is taken out of their moments afterwards. Tn = NULL-like
+ * (returns 0) when no sample had a neighbour in reach. */
+static sl_status pooled_covariance(sl_strategy strategy, const sl_score_options *opt,
+                                   sl_kdtree **tree, size_t n, size_t d, const double *X,
+                                   size_t nq, const double *Q, double h, size_t K,
+                                   const double *hq, const double *K0,
+                                   const double *Sig, double *Tn, int *have) {
+    memset(Tn, 0, d * d * sizeof *Tn);
+    *have = 0;
+    double wsum = 0.0;
+    if (!Q) {
+        for (size_t i = 0; i < nq; ++i) {
+            if (!(K0[i] > 0)) continue;
+            const double s = K > 0 ? 1.0 / (hq[i] * hq[i]) : 1.0;
+            wsum += K0[i];
+            for (size_t k = 0; k < d * d; ++k) Tn[k] += K0[i] * s * Sig[i * d * d + k];
+        }
+    } else {
+        const size_t P = n < SL_POOL_MAX ? n : SL_POOL_MAX;
+        size_t *all = malloc(n * sizeof *all), *pick = malloc(P * sizeof *pick);
+        double *Xs = malloc(P * d * sizeof *Xs), *k0 = malloc(P * sizeof *k0);
+        double *m1 = malloc(P * d * sizeof *m1), *m2 = malloc(P * d * d * sizeof *m2);
+        double *hs = K > 0 ? malloc(P * sizeof *hs) : NULL;
+        gsl_rng *r = sl_rng_alloc(opt->seed, 0xB1);
+        sl_status st = SL_OK;
+        if (!all || !pick || !Xs || !k0 || !m1 || !m2 || (K > 0 && !hs) || !r)
+            st = sl_error(SL_ENOMEM, "out of memory");
+        if (st == SL_OK) {
+            for (size_t i = 0; i < n; ++i) all[i] = i;
+            gsl_ran_choose(r, pick, P, all, n, sizeof *all);
+            for (size_t i = 0; i < P; ++i) memcpy(Xs + i * d, X + pick[i] * d, d * sizeof *X);
+            /* The K-th neighbour of a sample counts the sample itself: one
+             * neighbour fewer than at other points, close enough for a pool. */
+            st = moments(strategy, opt, tree, n, d, X, P, Xs, h, K, hs, k0, m1, m2, 0);
+        }
+        if (st == SL_OK) {
+            for (size_t i = 0; i < P; ++i) {
+                /* Take the sample's own unit weight at offset 0 out:
+                 * raw sums S1 = K0 mu, S2 = K0 (Sig + mu mu') keep, K0 drops by 1. */
+                const double kk = k0[i] - 1.0;
+                if (!(kk > 1e-3)) continue;
+                const double s = K > 0 ? 1.0 / (hs[i] * hs[i]) : 1.0;
+                const double *u = m1 + i * d, *S = m2 + i * d * d;
+                const double c = k0[i] * k0[i] / kk;
+                for (size_t a = 0; a < d; ++a)
+                    for (size_t b = 0; b < d; ++b)
+                        Tn[a * d + b] +=
+                            s * (k0[i] * (S[a * d + b] + u[a] * u[b]) - c * u[a] * u[b]);
+                wsum += kk;
+            }
+        }
+        free(all);
+        free(pick);
+        free(Xs);
+        free(k0);
+        free(m1);
+        free(m2);
+        free(hs);
+        if (r) gsl_rng_free(r);
+        if (st) return st;
+    }
+    if (wsum > 0) {
+        for (size_t k = 0; k < d * d; ++k) Tn[k] /= wsum;
+        *have = 1;
+    }
+    return SL_OK;
+}
+
+sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const sl_gauss_fit *fit,
+                           size_t n, size_t d, const double *X, size_t nq, const double *Q,
+                           double h, size_t K, sl_scores *out) {
+    const int loo = Q == NULL;
+    const double *Qp = Q ? Q : X;
+    if (K > 0 && K + (size_t)loo > n)
+        return sl_error(SL_EINVAL, "knn:%zu needs more than %zu samples", K, n);
+    double *K0 = malloc(nq * sizeof *K0);
+    if (!K0) return sl_error(SL_ENOMEM, "out of memory");
+    if (K > 0 && !out->h && !(out->h = malloc(nq * sizeof *out->h))) {
+        free(K0);
+        return sl_error(SL_ENOMEM, "out of memory");
+    }
+    sl_strategy strategy = opt->strategy;
+    if (strategy == SL_STRATEGY_AUTO)
+        strategy = (K == 0 && (double)n * (double)nq <= SL_ALLPAIRS_MAX_PAIRS)
+                       ? SL_STRATEGY_ALLPAIRS
+                       : SL_STRATEGY_NEIGHBOURS;
+    if (strategy == SL_STRATEGY_ALLPAIRS && K > 0) {
+        free(K0);
+        return sl_error(SL_EINVAL, "the all-pairs strategy needs a fixed bandwidth, not knn:%zu",
+                        K);
+    }
+    sl_kdtree *tree = NULL;
+    sl_status st = moments(strategy, opt, &tree, n, d, X, nq, Q, h, K, K > 0 ? out->h : NULL, K0,
+                           out->G, out->H, 1);
+    llsfe_prior prior = {0};
+    double *Tn = NULL;
+    if (map == SL_KERNEL_LLSFE) {
+        prior.nu0 = opt->shrink >= 0 ? opt->shrink : SL_LLSFE_DEFAULT_SHRINK;
+        prior.knn = K > 0;
+        if (getenv("SL_NUM")) prior.num = atof(getenv("SL_NUM"));
+        int pool = getenv("SL_POOL") ? atoi(getenv("SL_POOL")) : 1;
+        if (st == SL_OK && prior.nu0 > 0 && pool) {
+            int have = 0;
+            if (!(Tn = malloc(d * d * sizeof *Tn))) st = sl_error(SL_ENOMEM, "out of memory");
+            if (st == SL_OK)
+                st = pooled_covariance(strategy, opt, &tree, n, d, X, nq, Q, h, K, out->h, K0,
+                                       out->H, Tn, &have);
+            if (have) prior.Tn = Tn;
+        }
+    }
+    sl_kdtree_free(tree);
+    if (st) {
+        free(Tn);
+        free(K0);
+        return st;
+    }
+    /* Eigen-decomposition of the global precision, for the tilted Gaussian. */
+    double *Pevec = malloc(d * d * sizeof *Pevec), *Peval = malloc(d * sizeof *Peval);
+    if (!Pevec || !Peval || (st = sl_sym_eigen(d, fit->P, Peval, Pevec)) != SL_OK) {
+        free(Pevec);
+        free(Peval);
+        free(Tn);
+        free(K0);
+        return st ? st : sl_error(SL_ENOMEM, "out of memory");
+    }
+    size_t regularised = 0;
+    int failed = 0;
+    /* The map's small BLAS and LAPACK calls run inside the OpenMP loop:
+     * OpenBLAS threads there oversubscribe the cores (measured: n = 1000,
+     * d = 10, automatic bandwidth, 2 threads: 16.5 s against 1.5 s). */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel reduction(+ : regularised, failed)
+#endif
+    {
+        map_work w = {0};
+        if (map_work_alloc(d, &w) != SL_OK) {
+            failed = 1;
+        } else {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (size_t i = 0; i < nq; ++i) {
+                const double hi = K > 0 ? out->h[i] : h;
+                double *g = out->G + i * d, *H = out->H + i * d * d;
+                regularised +=
+                    (size_t)(map == SL_KERNEL_KDE
+                                 ? map_kde(fit, d, Qp + i * d, hi, K0[i], g, H, w.tmp)
+                                 : map_llsfe(fit, Pevec, Peval, d, Qp + i * d, hi, K0[i], &prior,
+                                             g, H, &w));
+            }
+            free(w.Sg);
+        }
+    }
+    openblas_set_num_threads(blas_threads);
+    free(Pevec);
+    free(Peval);
+    free(Tn);
+    free(K0);
+    if (failed) return sl_error(SL_ENOMEM, "out of memory");
+    out->regularised = regularised;
+    if (K > 0) {
+        /* The median adaptive bandwidth, for reports. */
+        double *tmp = malloc(nq * sizeof *tmp);
+        if (tmp) {
+            memcpy(tmp, out->h, nq * sizeof *tmp);
+            size_t mid = nq / 2;
+            qsort(tmp, nq, sizeof *tmp, compare_double);
+            out->bandwidth = tmp[mid];
+            free(tmp);
+        }
+    } else {
+        out->bandwidth = h;
+    }
+    return SL_OK;
+}
+
+static sl_status kernel_estimate(sl_kernel_map map, const sl_score_options *opt, size_t n, size_t d,
+                                 const double *X, size_t nq, const double *Q, sl_scores *out) {
+    if (n < 2) return sl_error(SL_EINVAL, "kernel score estimation needs at least 2 samples");
+    sl_gauss_fit fit;
+    sl_status st = sl_gauss_fit_compute(n, d, X, &fit);
+    if (st) return st;
+    double h = 0.0;
+    size_t K = 0;
+    switch (opt->bandwidth.kind) {
+    case SL_BW_FIXED:
+        h = opt->bandwidth.value;
+        break;
+    case SL_BW_CONST:
+        h = opt->bandwidth.value * pow((double)n, -1.0 / ((double)d + 6.0));
+        break;
+    case SL_BW_KNN:
+        K = (size_t)opt->bandwidth.value;
+        break;
+    case SL_BW_AUTO:
+        st = sl_bandwidth_auto(map, opt, &fit, n, d, X, &h, out);
+        break;
+    }
+    if (st == SL_OK && K == 0 && !(h > 0 && isfinite(h)))
+        st = sl_error(SL_EINVAL, "bandwidth must be positive, got %g", h);
+    if (st == SL_OK) st = sl_kernel_scores(map, opt, &fit, n, d, X, nq, Q, h, K, out);
+    sl_gauss_fit_release(&fit);
+    return st;
+}
+
+static sl_status llsfe_estimate(const sl_score_options *opt, size_t n, size_t d, const double *X,
+                                size_t nq, const double *Q, sl_scores *out) {
+    return kernel_estimate(SL_KERNEL_LLSFE, opt, n, d, X, nq, Q, out);
+}
+
+static sl_status kde_estimate(const sl_score_options *opt, size_t n, size_t d, const double *X,
+                              size_t nq, const double *Q, sl_scores *out) {
+    return kernel_estimate(SL_KERNEL_KDE, opt, n, d, X, nq, Q, out);
+}
+
+const sl_score_type sl_score_llsfe = {"llsfe", llsfe_estimate};
+const sl_score_type sl_score_kde = {"kde", kde_estimate};
