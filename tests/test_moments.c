@@ -376,6 +376,9 @@ START_TEST(test_bad_arguments) {
                      SL_EINVAL);
     ck_assert_int_eq(sl_moments_allpairs(2, 2, X, 2, X, 0, 1.0, NULL, mu, Sig, NULL, NULL),
                      SL_EINVAL);
+    /* Q = NULL means the samples: nq must be n. */
+    ck_assert_int_eq(sl_moments_allpairs(1, 2, X, 2, NULL, 0, 1.0, K0, mu, Sig, NULL, NULL),
+                     SL_EINVAL);
     /* h so small that the exponents would overflow. */
     ck_assert_int_eq(sl_moments_allpairs(2, 2, X, 2, X, 0, 1e-160, K0, mu, Sig, NULL, NULL),
                      SL_EINVAL);

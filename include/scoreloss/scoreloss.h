@@ -9,5 +9,6 @@
 #include "scoreloss/dist.h"
 #include "scoreloss/network.h"
 #include "scoreloss/score.h"
+#include "scoreloss/sgd.h"
 
 #endif

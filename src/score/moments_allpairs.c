@@ -301,7 +301,11 @@ static double squared_diameter(size_t n, size_t d, const double *X, size_t nq, c
 sl_status sl_moments_allpairs(size_t n, size_t d, const double *X, size_t nq, const double *Q,
                               int leave_one_out, double h, double *K0, double *mu, double *Sig,
                               sl_progress_fn progress, void *progress_ctx) {
-    if (!Q) Q = X;
+    if (!Q) {
+        if (nq != n)
+            return sl_error(SL_EINVAL, "queries at the %zu samples cannot number %zu", n, nq);
+        Q = X;
+    }
     if (d == 0) return sl_error(SL_EINVAL, "all-pairs moments need dimension d >= 1");
     if (!(h > 0.0) || !isfinite(h))
         return sl_error(SL_EINVAL, "all-pairs moments need a finite bandwidth h > 0, got %g", h);
