@@ -32,6 +32,7 @@ test: deps $(TESTBUILD)/build.ninja
 
 bench: build
 	./$(BUILD)/bench/bench_csv
+	./$(BUILD)/bench/bench_llsfe
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
