@@ -62,6 +62,9 @@ typedef struct sl_score_options {
     sl_strategy strategy;   /* default auto */
     double cutoff;          /* kernel support in units of h for neighbours (default 5:
                                weights beyond are below exp(-12.5) = 3.7e-6) */
+    double knn_eps;         /* knn:K bandwidths with the neighbours strategy: the K nearest are
+                               found (1 + knn_eps)-approximately (each k-th distance within
+                               1 + knn_eps of the exact one; faster); default 0 = exact */
     double shrink;          /* llsfe regularisation strength (>= 0; see llsfe.c); < 0 = default */
     uint64_t seed;          /* held-out split of the automatic bandwidth */
     const sl_dist *dist;    /* for method exact */

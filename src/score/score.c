@@ -13,6 +13,7 @@ void sl_score_options_default(sl_score_options *opt) {
     opt->bandwidth.kind = SL_BW_AUTO;
     opt->strategy = SL_STRATEGY_AUTO;
     opt->cutoff = 5.0;
+    opt->knn_eps = 0.0;
     opt->shrink = -1.0;
     opt->seed = 1;
 }
