@@ -365,6 +365,10 @@ expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 
 expect_csv kn.csv 400 "$S2H"
 check "knn: the median bandwidth is reported" \
     grep -q "median bandwidth .* (knn:30: distance to the K-th nearest sample), strategy neighbours" "$T/stderr"
+expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 --knn-eps 0 -o kn0.csv
+check "--knn-eps 0 is exact knn: the same scores" test "$(body kn.csv)" = "$(body kn0.csv)"
+expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 --knn-eps 0.5 -o kne.csv
+expect_csv kne.csv 400 "$S2H"
 
 # --eval: one row per method, in the order given.
 EVAL_HEADER="method,bandwidth,n,d,queries_in_radius,regularised,g_rel_mse,s2_p5,s2_p25,s2_p50,s2_p75,s2_p95,s4_p5,s4_p25,s4_p50,s4_p75,s4_p95,seconds"
@@ -473,6 +477,8 @@ expect_fail 2 "option --strategy: allpairs needs one bandwidth .*knn:30" \
     sl score --method llsfe --input $G --strategy allpairs --bandwidth knn:30 -o $OUT
 expect_fail 2 "option --cutoff: expected a number > 0, got '0'" \
     sl score --method llsfe --input $G --cutoff 0 -o $OUT
+expect_fail 2 "option --knn-eps: expected a number >= 0, got '-1'" \
+    sl score --method llsfe --input $G --bandwidth knn:30 --knn-eps -1 -o $OUT
 expect_fail 2 "option --shrink: expected a number >= 0, got '-1'" \
     sl score --method llsfe --input $G --shrink -1 -o $OUT
 expect_fail 2 "option --seed: expected a non-negative integer" \

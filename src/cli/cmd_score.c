@@ -43,6 +43,9 @@ static const cli_option options[] = {
     {"cutoff", 0, CLI_VALUE, "R", "5",
      "neighbours strategy: kernel support in bandwidths, > 0 (weights beyond 5h are below "
      "3.7e-6)"},
+    {"knn-eps", 0, CLI_VALUE, "E", "0",
+     "knn:K bandwidths: find the K nearest (1 + E)-approximately, E >= 0 (each K-th distance "
+     "within 1 + E of the exact one; faster at large n; 0 = exact)"},
     {"shrink", 0, CLI_VALUE, "NU0", NULL,
      "llsfe: weight in pseudo-samples of the fitted Gaussian the local fit is shrunk towards, "
      ">= 0 (default: the library's)"},
@@ -65,8 +68,9 @@ const cli_command cli_cmd_score = {
     "score functions g = grad log p and Hessian H of log p, estimated or exact",
     "--method NAME[,NAME..] --input X.csv [--at Q.csv]\n"
     "         [--bandwidth auto|H|knn:K|const:C | --bw-const C]\n"
-    "         [--strategy auto|allpairs|neighbours] [--cutoff R] [--shrink NU0]\n"
-    "         [--seed S] [--dist SPEC] [--eval [--radius R]] [--progress] [-o S.csv]",
+    "         [--strategy auto|allpairs|neighbours] [--cutoff R] [--knn-eps E]\n"
+    "         [--shrink NU0] [--seed S] [--dist SPEC] [--eval [--radius R]] [--progress]\n"
+    "         [-o S.csv]",
     "Columns: g_1..g_d, then the upper triangle of H row by row: h_1_1, h_1_2, ..,\n"
     "h_1_d, h_2_2, .., h_d_d (1-based). Sign convention: g = grad log p, so for\n"
     "N(0, I) g = -x and H = -I. Without --at, the scores are at the samples, each\n"
@@ -182,7 +186,7 @@ static int is_kernel(const sl_score_type *type) {
     return type == &sl_score_llsfe || type == &sl_score_kde;
 }
 
-/* Bandwidth, strategy, cutoff, shrink and seed into opt. */
+/* Bandwidth, strategy, cutoff, knn-eps, shrink and seed into opt. */
 static int parse_estimator_options(const cli_args *args, sl_score_options *opt) {
     int status;
     if (cli_given(args, "bw-const")) {
@@ -215,6 +219,7 @@ static int parse_estimator_options(const cli_args *args, sl_score_options *opt) 
                                 "neighbours or auto)",
                                 opt->bandwidth.value);
     if ((status = cli_double(args, "cutoff", DBL_MIN, HUGE_VAL, "a number > 0", &opt->cutoff)) ||
+        (status = cli_double(args, "knn-eps", 0.0, HUGE_VAL, "a number >= 0", &opt->knn_eps)) ||
         (status = cli_double(args, "shrink", 0.0, HUGE_VAL, "a number >= 0", &opt->shrink)) ||
         (status = cli_seed(args, "seed", &opt->seed)))
         return status;
@@ -248,16 +253,6 @@ static void on_progress(double fraction, void *ctx) {
 
 static const char *strategy_name(sl_strategy s) {
     return s == SL_STRATEGY_ALLPAIRS ? "allpairs" : "neighbours";
-}
-
-/* The strategy a kernel estimator ran with. sl_scores does not record it,
- * so this mirrors the automatic rule of llsfe.c: all pairs for one bandwidth
- * while n * nq <= 4e8 (SL_ALLPAIRS_MAX_PAIRS), else neighbours. */
-static sl_strategy chosen_strategy(const sl_score_options *opt, size_t n, size_t nq) {
-    if (opt->strategy != SL_STRATEGY_AUTO) return opt->strategy;
-    return opt->bandwidth.kind != SL_BW_KNN && (double)n * (double)nq <= 4.0e8
-               ? SL_STRATEGY_ALLPAIRS
-               : SL_STRATEGY_NEIGHBOURS;
 }
 
 /* One line on what a method chose, for the output's comment and stderr. */
@@ -295,7 +290,7 @@ static void describe(const sl_score_type *type, const sl_score_options *opt, con
     }
     snprintf(buf, len, "%s: %s %.6g (%s), strategy %s, %zu of %zu points regularised", s->method,
              opt->bandwidth.kind == SL_BW_KNN ? "median bandwidth" : "bandwidth", s->bandwidth, how,
-             strategy_name(chosen_strategy(opt, n, s->n)), s->regularised, s->n);
+             strategy_name(s->strategy), s->regularised, s->n);
 }
 
 static double now_seconds(void) {

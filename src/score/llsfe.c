@@ -340,6 +340,7 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
         return sl_error(SL_EINVAL, "the all-pairs strategy needs a fixed bandwidth, not knn:%zu",
                         K);
     }
+    out->strategy = strategy;
     sl_kdtree *tree = NULL;
     sl_status st = moments(strategy, opt, &tree, n, d, X, nq, Q, h, K, K > 0 ? out->h : NULL, K0,
                            out->G, out->H, 1);
