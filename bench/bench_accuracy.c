@@ -15,7 +15,7 @@
  * h = C n^{-1/(d+6)}.
  *
  * Distributions: gauss; gmm2; agmm, a 3-component mixture of anisotropic,
- * differently shaped and correlated Gaussians (write_agmm below); student
+ * differently shaped and correlated Gaussians (the built-in spec agmm); student
  * (nu = 5). Full run: d = 2 at n = 10^3, 10^4, 10^5 and d = 5, 10 at
  * n = 10^3, 10^4 (and gauss at d = 5, n = 10^5). --quick: d = 2 and 5,
  * n = 10^3 and 10^4, no box table. Usage: bench_accuracy [--quick]. */
@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "scoreloss/dist.h"
 #include "scoreloss/score.h"
@@ -37,34 +36,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The anisotropic mixture in dimension d: weights 0.4, 0.35, 0.25; means in
- * the first two coordinates; component c has standard deviations
- * alternating between sd[c][0] and sd[c][1] over the coordinates and AR(1)
- * correlations rho[c]^|a - b|. tests/test_accuracy.c writes the same file. */
-static int write_agmm(const char *path, size_t d) {
-    static const double w[3] = {0.4, 0.35, 0.25};
-    static const double m[3][2] = {{-1.5, -0.5}, {1.5, -1.0}, {0.0, 1.8}};
-    static const double sd[3][2] = {{1.0, 0.4}, {0.5, 0.9}, {0.7, 0.7}};
-    static const double rho[3] = {0.7, -0.6, 0.3};
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "weight");
-    for (size_t a = 0; a < d; ++a) fprintf(f, ",m%zu", a + 1);
-    for (size_t a = 0; a < d; ++a)
-        for (size_t b = 0; b < d; ++b) fprintf(f, ",c%zu_%zu", a + 1, b + 1);
-    fprintf(f, "\n");
-    for (int c = 0; c < 3; ++c) {
-        fprintf(f, "%.17g", w[c]);
-        for (size_t a = 0; a < d; ++a) fprintf(f, ",%.17g", a < 2 ? m[c][a] : 0.0);
-        for (size_t a = 0; a < d; ++a)
-            for (size_t b = 0; b < d; ++b)
-                fprintf(f, ",%.17g",
-                        sd[c][a % 2] * sd[c][b % 2] * pow(rho[c], (double)(a > b ? a - b : b - a)));
-        fprintf(f, "\n");
-    }
-    return fclose(f);
 }
 
 typedef struct {
@@ -162,8 +133,6 @@ int main(int argc, char **argv) {
     static const char *methods[] = {"llsfe", "kde", "gauss"};
     const size_t dims[] = {2, 5, 10};
     const size_t ndims = quick ? 2 : 3, nmethods = sizeof methods / sizeof methods[0];
-    char agmm_path[64];
-    snprintf(agmm_path, sizeof agmm_path, "/tmp/bench_accuracy_%ld_agmm.csv", (long)getpid());
 
     printf("| method | distribution | d | n | h | g rel. MSE, r <= 2 | g rel. MSE, all | "
            "S2 median, r <= 2 | S4 median, r <= 2 | points r <= 2 | seconds |\n");
@@ -176,18 +145,9 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < 3; ++j) ratio[i][j] = NAN;
     for (size_t di = 0; di < ndims; ++di) {
         const size_t d = dims[di];
-        if (write_agmm(agmm_path, d)) {
-            fprintf(stderr, "bench_accuracy: cannot write %s\n", agmm_path);
-            return 1;
-        }
         for (size_t k = 0; k < 4; ++k) {
-            char spec[96];
-            if (strcmp(dists[k], "agmm") == 0)
-                snprintf(spec, sizeof spec, "gmm:%s", agmm_path);
-            else
-                snprintf(spec, sizeof spec, "%s", dists[k]);
             sl_dist *D;
-            if (sl_dist_from_spec(spec, d, &D)) {
+            if (sl_dist_from_spec(dists[k], d, &D)) {
                 fprintf(stderr, "bench_accuracy: %s\n", sl_last_error());
                 return 1;
             }
@@ -224,7 +184,6 @@ int main(int argc, char **argv) {
             sl_dist_free(D);
         }
     }
-    remove(agmm_path);
 
     printf("\n### llsfe at d = 2: least-squares slope of log(g rel. MSE, r <= 2) on log n\n\n");
     printf("| distribution | slope |\n|---|---:|\n");

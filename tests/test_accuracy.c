@@ -11,48 +11,13 @@
 #include "scoreloss/status.h"
 #include "testutil.h"
 
-/* The anisotropic 3-component mixture of bench/bench_accuracy.c: weights
- * 0.4, 0.35, 0.25; means in the first two coordinates; component c has
- * standard deviations alternating between sd[c][0] and sd[c][1] and AR(1)
- * correlations rho[c]^|a - b|: components of different shapes and
- * orientations, where the local covariance differs from place to place. */
-static const char *agmm_spec(size_t d) {
-    static const double w[3] = {0.4, 0.35, 0.25};
-    static const double m[3][2] = {{-1.5, -0.5}, {1.5, -1.0}, {0.0, 1.8}};
-    static const double sd[3][2] = {{1.0, 0.4}, {0.5, 0.9}, {0.7, 0.7}};
-    static const double rho[3] = {0.7, -0.6, 0.3};
-    static char spec[512];
-    char name[32];
-    snprintf(name, sizeof name, "agmm%zu.csv", d);
-    const char *path = sl_test_tmpfile(name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "weight");
-    for (size_t a = 0; a < d; ++a) fprintf(f, ",m%zu", a + 1);
-    for (size_t a = 0; a < d; ++a)
-        for (size_t b = 0; b < d; ++b) fprintf(f, ",c%zu_%zu", a + 1, b + 1);
-    fprintf(f, "\n");
-    for (int c = 0; c < 3; ++c) {
-        fprintf(f, "%.17g", w[c]);
-        for (size_t a = 0; a < d; ++a) fprintf(f, ",%.17g", a < 2 ? m[c][a] : 0.0);
-        for (size_t a = 0; a < d; ++a)
-            for (size_t b = 0; b < d; ++b)
-                fprintf(f, ",%.17g",
-                        sd[c][a % 2] * sd[c][b % 2] * pow(rho[c], (double)(a > b ? a - b : b - a)));
-        fprintf(f, "\n");
-    }
-    ck_assert_int_eq(fclose(f), 0);
-    snprintf(spec, sizeof spec, "gmm:%s", path);
-    return spec;
-}
-
-static const char *spec_of(const char *name, size_t d) {
-    return strcmp(name, "agmm") == 0 ? agmm_spec(d) : name;
-}
-
+/* Distributions by specification; "agmm" is the built-in anisotropic
+ * 3-component mixture (weights 0.4, 0.35, 0.25; components of different
+ * shapes and orientations, where the local covariance differs from place to
+ * place). */
 static sl_dist *make_dist(const char *name, size_t d) {
     sl_dist *D;
-    ck_assert_msg(sl_dist_from_spec(spec_of(name, d), d, &D) == SL_OK, "%s", sl_last_error());
+    ck_assert_msg(sl_dist_from_spec(name, d, &D) == SL_OK, "%s: %s", name, sl_last_error());
     return D;
 }
 

@@ -1,6 +1,8 @@
 /* Gaussians, Gaussian mixtures and the Student t: sampling moments,
  * log-densities against independent formulas, exact scores against finite
- * differences, projections, and rejection of bad parameters. */
+ * differences, projections, and rejection of bad parameters; the built-in
+ * agmm against the same mixture from a file; marginals z = U'x of the
+ * Gaussian family against the component formulas. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
+#include "core/linalg.h"
 #include "model/dist_internal.h"
 #include "scoreloss/dist.h"
 #include "scoreloss/rng.h"
@@ -703,6 +706,547 @@ START_TEST(test_bad_parameter_files) {
 }
 END_TEST
 
+/* ---- the built-in agmm ------------------------------------------------------------- */
+
+/* The parameters of agmm in dimension d (w: 3, m: 3 x d, C: 3 x d x d),
+ * written here from its definition in dist.h and dist_gauss.c. */
+static void agmm_params(size_t d, double *w, double *m, double *C) {
+    static const double w0[3] = {0.4, 0.35, 0.25};
+    static const double m0[3][2] = {{-1.5, -0.5}, {1.5, -1.0}, {0.0, 1.8}};
+    static const double sd[3][2] = {{1.0, 0.4}, {0.5, 0.9}, {0.7, 0.7}};
+    static const double rho[3] = {0.7, -0.6, 0.3};
+    for (size_t c = 0; c < 3; ++c) {
+        w[c] = w0[c];
+        for (size_t a = 0; a < d; ++a) m[c * d + a] = a < 2 ? m0[c][a] : 0.0;
+        for (size_t a = 0; a < d; ++a)
+            for (size_t b = 0; b < d; ++b)
+                C[(c * d + a) * d + b] =
+                    sd[c][a % 2] * sd[c][b % 2] * pow(rho[c], (double)(a > b ? a - b : b - a));
+    }
+}
+
+static sl_dist *make_agmm(size_t d) {
+    sl_dist *D = NULL;
+    ck_assert_msg(sl_dist_from_spec("agmm", d, &D) == SL_OK, "agmm d=%zu: %s", d, sl_last_error());
+    return D;
+}
+
+/* Exact equality of two arrays (bitwise for finite values). */
+static void assert_same(size_t n, const double *a, const double *b, const char *what) {
+    for (size_t i = 0; i < n; ++i)
+        if (memcmp(a + i, b + i, sizeof *a) != 0)
+            ck_abort_msg("%s[%zu]: %.17g != %.17g", what, i, a[i], b[i]);
+}
+
+START_TEST(test_agmm_equals_file) {
+    /* agmm against gmm:FILE of the same parameters written with %.17g (the
+     * file the accuracy test and bench used to write): the same samples for
+     * the same seed and the same log-density, g, H and S1..S4, bit for bit. */
+    static const size_t dims[4] = {1, 2, 5, 10};
+    for (size_t t = 0; t < 4; ++t) {
+        const size_t d = dims[t], dd = d * d;
+        double w[3], *m = malloc(3 * d * sizeof *m), *C = malloc(3 * dd * sizeof *C);
+        ck_assert(m && C);
+        agmm_params(d, w, m, C);
+        char name[32], spec[600];
+        snprintf(name, sizeof name, "agmm%zu.csv", d);
+        const char *path = sl_test_tmpfile(name);
+        write_params(path, 3, d, w, m, C, -1);
+        snprintf(spec, sizeof spec, "gmm:%s", path);
+        sl_dist *F = NULL;
+        ck_assert_msg(sl_dist_from_spec(spec, d, &F) == SL_OK, "%s", sl_last_error());
+        sl_dist *A = make_agmm(d);
+        ck_assert_str_eq(sl_dist_name(A), "agmm");
+        ck_assert_uint_eq(sl_dist_caps(A), sl_dist_caps(F));
+
+        const size_t n = 3000, np = 8, mm = d < 3 ? d : 3;
+        double *XA = malloc(n * d * sizeof *XA), *XF = malloc(n * d * sizeof *XF);
+        ck_assert(XA && XF);
+        ck_assert(sl_dist_sample(A, 4242, n, XA) == SL_OK);
+        ck_assert(sl_dist_sample(F, 4242, n, XF) == SL_OK);
+        assert_same(n * d, XA, XF, "agmm samples");
+
+        /* Scores at the first np samples, projected on the first mm axes. */
+        double *V = calloc(d * mm, sizeof *V);
+        double *bufA = malloc(2 * (1 + d + dd + mm + mm * mm + mm * mm * mm + mm * mm * mm * mm) *
+                              sizeof *bufA);
+        ck_assert(V && bufA);
+        for (size_t a = 0; a < mm; ++a) V[a * mm + a] = 1.0;
+        const size_t len = 1 + d + dd + mm + mm * mm + mm * mm * mm + mm * mm * mm * mm;
+        double *bufF = bufA + len;
+        for (size_t i = 0; i < np; ++i) {
+            const double *x = XA + i * d;
+            double *out[2] = {bufA, bufF};
+            const sl_dist *Ds[2] = {A, F};
+            for (size_t k = 0; k < 2; ++k) {
+                double *o = out[k];
+                ck_assert(sl_dist_log_density(Ds[k], 1, x, o) == SL_OK);
+                ck_assert(sl_dist_grad_hess(Ds[k], 1, x, o + 1, o + 1 + d) == SL_OK);
+                double *S1 = o + 1 + d + dd, *S2 = S1 + mm, *S3 = S2 + mm * mm,
+                       *S4 = S3 + mm * mm * mm;
+                ck_assert(sl_dist_scores(Ds[k], x, mm, V, S1, S2, S3, S4) == SL_OK);
+            }
+            assert_same(len, bufA, bufF, "agmm log p, g, H, S1..S4");
+        }
+        free(V);
+        free(bufA);
+        free(XA);
+        free(XF);
+        free(m);
+        free(C);
+        sl_dist_free(A);
+        sl_dist_free(F);
+    }
+    sl_dist *D = (sl_dist *)1;
+    ck_assert_int_eq(sl_dist_from_spec("agmm:3", 2, &D), SL_EINVAL);
+    ck_assert_ptr_null(D);
+    ck_assert_msg(strstr(sl_last_error(), "agmm takes no argument") != NULL, "%s", sl_last_error());
+}
+END_TEST
+
+START_TEST(test_agmm_scores_fd) {
+    /* The built-in through the finite-difference chain at d = 3, with one
+     * point between the components and one in a tail. */
+    sl_dist *D = make_agmm(3);
+    const double fixed[2 * 3] = {0.0, 0.3, -0.2, 3.0, -2.5, 1.5};
+    check_chain_at_points(D, 2, fixed, 51, 1e-7);
+    sl_dist_free(D);
+}
+END_TEST
+
+/* ---- marginals z = U'x ------------------------------------------------------------ */
+
+#define MD 10 /* input dimension of the marginal tests */
+#define MK 3  /* directions */
+
+/* A Gaussian mixture by its parameters, K <= 3 components in dimension <= MD. */
+typedef struct {
+    size_t K, d;
+    double w[3];           /* normalised */
+    double m[3 * MD];      /* K x d */
+    double C[3 * MD * MD]; /* K x d x d */
+} mixture;
+
+/* gauss:FILE in d = MD: mean 0.2 (i - 4), covariance B B' / MD + 0.3 I with
+ * a fixed Gaussian B, and the parameters it was written from. */
+static sl_dist *make_gauss_file10(mixture *mx) {
+    mx->K = 1;
+    mx->d = MD;
+    mx->w[0] = 1.0;
+    gsl_rng *rng = sl_rng_alloc(808, 0);
+    double B[MD * MD];
+    for (size_t i = 0; i < MD * MD; ++i) B[i] = gsl_ran_gaussian(rng, 1.0);
+    gsl_rng_free(rng);
+    for (size_t i = 0; i < MD; ++i) {
+        mx->m[i] = 0.2 * ((double)i - 4.0);
+        for (size_t j = 0; j < MD; ++j) {
+            double v = i == j ? 0.3 : 0.0;
+            for (size_t l = 0; l < MD; ++l) v += B[i * MD + l] * B[j * MD + l] / MD;
+            mx->C[i * MD + j] = v;
+        }
+    }
+    const char *path = sl_test_tmpfile("gauss10.csv");
+    write_params(path, 1, MD, mx->w, mx->m, mx->C, -1);
+    char spec[600];
+    snprintf(spec, sizeof spec, "gauss:%s", path);
+    sl_dist *D = NULL;
+    ck_assert_msg(sl_dist_from_spec(spec, MD, &D) == SL_OK, "%s", sl_last_error());
+    return D;
+}
+
+static sl_dist *make_agmm10(mixture *mx) {
+    mx->K = 3;
+    mx->d = MD;
+    agmm_params(MD, mx->w, mx->m, mx->C);
+    const double wsum = mx->w[0] + mx->w[1] + mx->w[2];
+    for (size_t c = 0; c < 3; ++c) mx->w[c] /= wsum;
+    return make_agmm(MD);
+}
+
+/* U (MD x MK) with orthonormal columns: the transpose of random orthonormal rows. */
+static void random_u(uint64_t seed, double *U) {
+    double Q[MK * MD];
+    gsl_rng *rng = sl_rng_alloc(seed, 0);
+    ck_assert(sl_random_orthonormal_rows(MK, MD, rng, Q) == SL_OK);
+    gsl_rng_free(rng);
+    for (size_t i = 0; i < MD; ++i)
+        for (size_t a = 0; a < MK; ++a) U[i * MK + a] = Q[a * MD + i];
+}
+
+/* The marginal's parameters by plain sums: U'm_c and U'C_c U. */
+static void project_mixture(const mixture *x, const double *U, mixture *z) {
+    const size_t d = x->d;
+    z->K = x->K;
+    z->d = MK;
+    for (size_t c = 0; c < x->K; ++c) {
+        z->w[c] = x->w[c];
+        for (size_t a = 0; a < MK; ++a) {
+            double v = 0;
+            for (size_t i = 0; i < d; ++i) v += U[i * MK + a] * x->m[c * d + i];
+            z->m[c * MK + a] = v;
+            for (size_t b = 0; b < MK; ++b) {
+                double q = 0;
+                for (size_t i = 0; i < d; ++i)
+                    for (size_t j = 0; j < d; ++j)
+                        q += U[i * MK + a] * x->C[(c * d + i) * d + j] * U[j * MK + b];
+                z->C[(c * MK + a) * MK + b] = q;
+            }
+        }
+    }
+}
+
+/* The k-dimensional mixture's log p, g, H and S_4 at z from the component
+ * formulas: responsibilities r_c from GSL's Gaussian log-density, g_c =
+ * -P_c (z - mu_c) with P_c from GSL's Cholesky inverse, g = sum r_c g_c,
+ * H = sum r_c (g_c g_c' - P_c) - g g', and S_4 = sum_c r_c S_4^c with the
+ * quadratic formula of METHOD.md section 2 written out term by term. */
+static void brute_mixture(const mixture *z, const double *x, double *logp, double *g, double *H,
+                          double *S4) {
+    const size_t k = z->d, K = z->K;
+    ck_assert(K >= 1 && K <= 3 && k == MK);
+    double lc[3] = {0}, gc[3][MK] = {{0}}, P[3][MK * MK] = {{0}};
+    for (size_t c = 0; c < K; ++c) {
+        lc[c] = log(z->w[c]) + gsl_gauss_logpdf(k, x, z->m + c * k, z->C + c * k * k);
+        gsl_matrix *L = gsl_matrix_alloc(k, k);
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = 0; b < k; ++b) gsl_matrix_set(L, a, b, z->C[(c * k + a) * k + b]);
+        ck_assert_int_eq(gsl_linalg_cholesky_decomp1(L), 0);
+        ck_assert_int_eq(gsl_linalg_cholesky_invert(L), 0);
+        for (size_t a = 0; a < k; ++a) {
+            gc[c][a] = 0;
+            for (size_t b = 0; b < k; ++b) {
+                P[c][a * k + b] = gsl_matrix_get(L, a, b);
+                gc[c][a] -= P[c][a * k + b] * (x[b] - z->m[c * k + b]);
+            }
+        }
+        gsl_matrix_free(L);
+    }
+    double top = lc[0];
+    for (size_t c = 1; c < K; ++c) top = fmax(top, lc[c]);
+    double r[3] = {0}, sum = 0;
+    for (size_t c = 0; c < K; ++c) sum += r[c] = exp(lc[c] - top);
+    for (size_t c = 0; c < K; ++c) r[c] /= sum;
+    *logp = top + log(sum);
+    for (size_t a = 0; a < k; ++a) {
+        g[a] = 0;
+        for (size_t c = 0; c < K; ++c) g[a] += r[c] * gc[c][a];
+    }
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b < k; ++b) {
+            double v = -g[a] * g[b];
+            for (size_t c = 0; c < K; ++c) v += r[c] * (gc[c][a] * gc[c][b] - P[c][a * k + b]);
+            H[a * k + b] = v;
+        }
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b < k; ++b)
+            for (size_t e = 0; e < k; ++e)
+                for (size_t f = 0; f < k; ++f) {
+                    double v = 0;
+                    for (size_t c = 0; c < K; ++c) {
+                        const double *q = gc[c], *Pc = P[c];
+                        /* H_c = -P_c */
+                        const double hab = -Pc[a * k + b], hae = -Pc[a * k + e],
+                                     haf = -Pc[a * k + f], hbe = -Pc[b * k + e],
+                                     hbf = -Pc[b * k + f], hef = -Pc[e * k + f];
+                        v += r[c] *
+                             (q[a] * q[b] * q[e] * q[f] + q[a] * q[b] * hef + q[a] * q[e] * hbf +
+                              q[a] * q[f] * hbe + q[b] * q[e] * haf + q[b] * q[f] * hae +
+                              q[e] * q[f] * hab + hab * hef + hae * hbf + haf * hbe);
+                    }
+                    S4[((a * k + b) * k + e) * k + f] = v;
+                }
+}
+
+typedef sl_dist *(*mixture_maker)(mixture *mx);
+
+static const struct {
+    const char *name;
+    mixture_maker make;
+    uint64_t useed;
+} marginal_cases[] = {
+    {"gauss:FILE", make_gauss_file10, 61},
+    {"agmm", make_agmm10, 62},
+};
+
+START_TEST(test_marginal_scores) {
+    /* At z = U'x for draws x of the d = 10 distribution: the marginal's
+     * log p, g and H against brute_mixture, its S_4 (V = NULL, all 81
+     * entries) and its S_4 projected on a random 3 x 2 V against the same
+     * tensor contracted by hand. The two routes differ only in rounding
+     * (the library forms U'C U as (L'U)'(L'U) and solves with its Cholesky
+     * factor). Differences relative to the scale of each quantity,
+     * measured max over the 9 points (gauss:FILE / agmm): log p 3e-16 /
+     * 2e-16, g 5e-16 / 7e-16, H 1e-16 / 3e-16, S4 3e-15 / 4e-15, projected
+     * S4 2e-15 / 8e-15; allowed 1e-12. Then the finite-difference chain in
+     * k = 3 (measured 2.4e-12 against its 1e-7). */
+    const mixture_maker make = marginal_cases[_i].make;
+    mixture mx, mz;
+    sl_dist *D = make(&mx);
+    double U[MD * MK];
+    random_u(marginal_cases[_i].useed, U);
+    project_mixture(&mx, U, &mz);
+    sl_dist *M = (sl_dist *)1;
+    ck_assert_msg(sl_dist_marginal(D, MK, U, &M) == SL_OK, "%s: %s", marginal_cases[_i].name,
+                  sl_last_error());
+    ck_assert_uint_eq(sl_dist_dim(M), MK);
+    ck_assert_uint_eq(sl_dist_caps(M), sl_dist_caps(D));
+    ck_assert_msg(strstr(sl_dist_name(M), sl_dist_name(D)) != NULL, "name %s", sl_dist_name(M));
+
+    const size_t np = 8, k2 = MK * MK, k4 = k2 * k2;
+    double X[8 * MD];
+    ck_assert(sl_dist_sample(D, 99, np, X) == SL_OK);
+    double V[MK * 2];
+    gsl_rng *rng = sl_rng_alloc(marginal_cases[_i].useed + 100, 0);
+    for (size_t i = 0; i < MK * 2; ++i) V[i] = gsl_ran_gaussian(rng, 1.0);
+    gsl_rng_free(rng);
+    for (size_t p = 0; p < np + 1; ++p) {
+        /* The draws, then a point far out where the responsibilities are lopsided. */
+        double z[MK];
+        if (p < np) {
+            for (size_t a = 0; a < MK; ++a) {
+                z[a] = 0;
+                for (size_t i = 0; i < MD; ++i) z[a] += U[i * MK + a] * X[p * MD + i];
+            }
+        } else {
+            z[0] = 3.0;
+            z[1] = -2.5;
+            z[2] = 2.0;
+        }
+        double lp, g[MK], H[MK * MK], S4[MK * MK * MK * MK];
+        double wlp, wg[MK], wH[MK * MK], wS4[MK * MK * MK * MK];
+        brute_mixture(&mz, z, &wlp, wg, wH, wS4);
+        ck_assert(sl_dist_log_density(M, 1, z, &lp) == SL_OK);
+        ck_assert(sl_dist_grad_hess(M, 1, z, g, H) == SL_OK);
+        ck_assert(sl_dist_scores(M, z, 0, NULL, NULL, NULL, NULL, S4) == SL_OK);
+        const double tol = 1e-12;
+        ASSERT_CLOSE(lp, wlp, tol * (1 + fabs(wlp)), "%s: log p at point %zu",
+                     marginal_cases[_i].name, p);
+        const double gs = 1 + max_abs(MK, wg), Hs = 1 + max_abs(k2, wH) + gs * gs,
+                     S4s = 1 + max_abs(k4, wS4);
+        for (size_t a = 0; a < MK; ++a) ASSERT_CLOSE(g[a], wg[a], tol * gs, "g[%zu] at %zu", a, p);
+        for (size_t i = 0; i < k2; ++i) ASSERT_CLOSE(H[i], wH[i], tol * Hs, "H[%zu] at %zu", i, p);
+        for (size_t i = 0; i < k4; ++i)
+            ASSERT_CLOSE(S4[i], wS4[i], tol * S4s, "S4[%zu] at %zu", i, p);
+        /* Projected on V (3 x 2). */
+        double PS4[16];
+        ck_assert(sl_dist_scores(M, z, 2, V, NULL, NULL, NULL, PS4) == SL_OK);
+        for (size_t a = 0; a < 2; ++a)
+            for (size_t b = 0; b < 2; ++b)
+                for (size_t e = 0; e < 2; ++e)
+                    for (size_t f = 0; f < 2; ++f) {
+                        double v = 0, t = 0;
+                        for (size_t i = 0; i < MK; ++i)
+                            for (size_t j = 0; j < MK; ++j)
+                                for (size_t l = 0; l < MK; ++l)
+                                    for (size_t o = 0; o < MK; ++o) {
+                                        const double u = wS4[((i * MK + j) * MK + l) * MK + o] *
+                                                         V[i * 2 + a] * V[j * 2 + b] *
+                                                         V[l * 2 + e] * V[o * 2 + f];
+                                        v += u;
+                                        t += fabs(u);
+                                    }
+                        ASSERT_CLOSE(PS4[((a * 2 + b) * 2 + e) * 2 + f], v, tol * (1 + t),
+                                     "projected S4[%zu,%zu,%zu,%zu] at %zu", a, b, e, f, p);
+                    }
+    }
+    /* The scores of every order hang together (finite differences in k = 3). */
+    const double fixed[3] = {0.5, -0.5, 1.0};
+    check_chain_at_points(M, 1, fixed, 71, 1e-7);
+    sl_dist_free(M);
+    sl_dist_free(D);
+}
+END_TEST
+
+START_TEST(test_marginal_samples) {
+    /* n = 10^5 draws of the marginal: mean against sum_c pi_c mu_c and
+     * covariance against sum_c pi_c (S_c + mu_c mu_c') - mu mu', within 5
+     * standard errors (for the covariance, estimated from the sample).
+     * Measured worst: mean 2.1 / 2.0 standard errors, covariance 1.4 / 1.8
+     * (gauss:FILE / agmm). */
+    const mixture_maker make = marginal_cases[_i].make;
+    mixture mx, mz;
+    sl_dist *D = make(&mx);
+    double U[MD * MK];
+    random_u(marginal_cases[_i].useed, U);
+    project_mixture(&mx, U, &mz);
+    sl_dist *M = NULL;
+    ck_assert_msg(sl_dist_marginal(D, MK, U, &M) == SL_OK, "%s", sl_last_error());
+    double mu[MK] = {0}, cov[MK * MK] = {0};
+    for (size_t c = 0; c < mz.K; ++c)
+        for (size_t a = 0; a < MK; ++a) mu[a] += mz.w[c] * mz.m[c * MK + a];
+    for (size_t c = 0; c < mz.K; ++c)
+        for (size_t a = 0; a < MK; ++a)
+            for (size_t b = 0; b < MK; ++b)
+                cov[a * MK + b] +=
+                    mz.w[c] * (mz.C[(c * MK + a) * MK + b] + mz.m[c * MK + a] * mz.m[c * MK + b]);
+    for (size_t a = 0; a < MK; ++a)
+        for (size_t b = 0; b < MK; ++b) cov[a * MK + b] -= mu[a] * mu[b];
+    double *Z = malloc(NSAMPLE * MK * sizeof *Z);
+    ck_assert_ptr_nonnull(Z);
+    ck_assert(sl_dist_sample(M, 303, NSAMPLE, Z) == SL_OK);
+    check_sample_mean(NSAMPLE, MK, Z, mu, cov, marginal_cases[_i].name);
+    for (size_t a = 0; a < MK; ++a)
+        for (size_t b = a; b < MK; ++b) {
+            double s = 0, s2 = 0;
+            for (size_t r = 0; r < NSAMPLE; ++r) {
+                const double v = (Z[r * MK + a] - mu[a]) * (Z[r * MK + b] - mu[b]);
+                s += v;
+                s2 += v * v;
+            }
+            const double mean = s / NSAMPLE, se = sqrt((s2 / NSAMPLE - mean * mean) / NSAMPLE);
+            ASSERT_CLOSE(mean, cov[a * MK + b], NSE * se, "%s: marginal cov[%zu,%zu]",
+                         marginal_cases[_i].name, a, b);
+        }
+    free(Z);
+    sl_dist_free(M);
+    sl_dist_free(D);
+}
+END_TEST
+
+START_TEST(test_marginal_special_cases) {
+    /* N(0, I) projects to N(0, I_k): g = -z, H = -I. gmm2 with U = I (k = d)
+     * is gmm2 again, and a marginal of a marginal is the marginal on the
+     * product of the two U's. */
+    sl_dist *D = NULL;
+    ck_assert(sl_dist_from_spec("gauss", MD, &D) == SL_OK);
+    double U[MD * MK];
+    random_u(7, U);
+    sl_dist *M = NULL;
+    ck_assert_msg(sl_dist_marginal(D, MK, U, &M) == SL_OK, "%s", sl_last_error());
+    const double z[MK] = {0.4, -1.1, 2.0};
+    double g[MK], H[MK * MK];
+    ck_assert(sl_dist_grad_hess(M, 1, z, g, H) == SL_OK);
+    for (size_t a = 0; a < MK; ++a) {
+        ASSERT_CLOSE(g[a], -z[a], 1e-14, "gauss marginal g[%zu]", a);
+        for (size_t b = 0; b < MK; ++b)
+            ASSERT_CLOSE(H[a * MK + b], a == b ? -1.0 : 0.0, 1e-14, "gauss marginal H");
+    }
+    sl_dist_free(M);
+    sl_dist_free(D);
+
+    const size_t d = 4;
+    ck_assert(sl_dist_from_spec("gmm2", d, &D) == SL_OK);
+    double I4[16] = {0};
+    for (size_t i = 0; i < d; ++i) I4[i * d + i] = 1.0;
+    ck_assert(sl_dist_marginal(D, d, I4, &M) == SL_OK);
+    const double x[4] = {0.3, -0.2, 1.1, 0.0};
+    scores4 a, b;
+    eval_scores(D, x, &a);
+    eval_scores(M, x, &b);
+    ASSERT_CLOSE(b.logp, a.logp, 1e-14, "gmm2 U = I: log p");
+    for (size_t i = 0; i < 256; ++i) ASSERT_CLOSE(b.S4[i], a.S4[i], 1e-13, "gmm2 U = I: S4");
+
+    /* Nested: U1 (4 x 3), U2 (3 x 2); marginal(marginal(D, U1), U2) =
+     * marginal(D, U1 U2). */
+    double Q[12], U1[12], U2[6], U12[8];
+    gsl_rng *rng = sl_rng_alloc(17, 0);
+    ck_assert(sl_random_orthonormal_rows(3, 4, rng, Q) == SL_OK);
+    for (size_t i = 0; i < 4; ++i)
+        for (size_t c = 0; c < 3; ++c) U1[i * 3 + c] = Q[c * 4 + i];
+    ck_assert(sl_random_orthonormal_rows(2, 3, rng, Q) == SL_OK);
+    for (size_t i = 0; i < 3; ++i)
+        for (size_t c = 0; c < 2; ++c) U2[i * 2 + c] = Q[c * 3 + i];
+    gsl_rng_free(rng);
+    sl_matmul(4, 3, 2, U1, U2, U12);
+    sl_dist *M1 = NULL, *M12 = NULL, *Mdirect = NULL;
+    ck_assert(sl_dist_marginal(D, 3, U1, &M1) == SL_OK);
+    ck_assert(sl_dist_marginal(M1, 2, U2, &M12) == SL_OK);
+    ck_assert(sl_dist_marginal(D, 2, U12, &Mdirect) == SL_OK);
+    const double z2[2] = {0.7, -0.4};
+    double s4a[16], s4b[16], la, lb;
+    ck_assert(sl_dist_scores(M12, z2, 0, NULL, NULL, NULL, NULL, s4a) == SL_OK);
+    ck_assert(sl_dist_scores(Mdirect, z2, 0, NULL, NULL, NULL, NULL, s4b) == SL_OK);
+    ck_assert(sl_dist_log_density(M12, 1, z2, &la) == SL_OK);
+    ck_assert(sl_dist_log_density(Mdirect, 1, z2, &lb) == SL_OK);
+    ASSERT_CLOSE(la, lb, 1e-13, "nested marginal log p");
+    for (size_t i = 0; i < 16; ++i) ASSERT_CLOSE(s4a[i], s4b[i], 1e-12, "nested marginal S4");
+    sl_dist_free(M1);
+    sl_dist_free(M12);
+    sl_dist_free(Mdirect);
+    sl_dist_free(M);
+    sl_dist_free(D);
+}
+END_TEST
+
+static int cb_sample_zero(void *data, size_t d, size_t n, gsl_rng *rng, double *X) {
+    (void)data;
+    (void)rng;
+    memset(X, 0, n * d * sizeof *X);
+    return 0;
+}
+
+/* sl_dist_marginal on D must fail with status want, leave *out NULL and say
+ * detail (and name the distribution). */
+static void expect_marginal_error(const sl_dist *D, size_t k, const double *U, sl_status want,
+                                  const char *detail) {
+    sl_dist *M = (sl_dist *)1;
+    const sl_status st = sl_dist_marginal(D, k, U, &M);
+    ck_assert_msg(st == want, "%s, k = %zu: status %d, want %d (%s)", sl_dist_name(D), k, (int)st,
+                  (int)want, sl_last_error());
+    ck_assert_ptr_null(M);
+    ck_assert_msg(strstr(sl_last_error(), detail) != NULL, "message lacks '%s': %s", detail,
+                  sl_last_error());
+    ck_assert_msg(strstr(sl_last_error(), sl_dist_name(D)) != NULL,
+                  "message does not name '%s': %s", sl_dist_name(D), sl_last_error());
+}
+
+START_TEST(test_marginal_errors) {
+    sl_dist *D = make_agmm(MD);
+    double U[MD * MK], bad[MD * MK];
+    random_u(5, U);
+    /* k out of range, no U. */
+    expect_marginal_error(D, 0, U, SL_EINVAL, "between 1 and");
+    expect_marginal_error(D, MD + 1, U, SL_EINVAL, "between 1 and");
+    expect_marginal_error(D, MK, NULL, SL_EINVAL, "U");
+    /* Columns off the unit length by 1e-6, a column tilted by 1e-6 rad
+     * (still unit length to 1e-12, off-diagonal 1e-6), and a NaN. */
+    for (size_t i = 0; i < MD * MK; ++i) bad[i] = U[i] * (i % MK == 1 ? 1 + 1e-6 : 1.0);
+    expect_marginal_error(D, MK, bad, SL_EINVAL, "orthonormal");
+    memcpy(bad, U, sizeof bad);
+    for (size_t i = 0; i < MD; ++i) {
+        const double c = cos(1e-6), s = sin(1e-6);
+        bad[i * MK + 0] = c * U[i * MK + 0] + s * U[i * MK + 1];
+    }
+    expect_marginal_error(D, MK, bad, SL_EINVAL, "orthonormal");
+    memcpy(bad, U, sizeof bad);
+    bad[4] = NAN;
+    expect_marginal_error(D, MK, bad, SL_EINVAL, "non-finite");
+    /* A U orthonormal to rounding only (scaled by 1 + 1e-12) is accepted. */
+    for (size_t i = 0; i < MD * MK; ++i) bad[i] = U[i] * (1 + 1e-12);
+    sl_dist *M = NULL;
+    ck_assert_msg(sl_dist_marginal(D, MK, bad, &M) == SL_OK, "%s", sl_last_error());
+    sl_dist_free(M);
+    sl_dist_free(D);
+
+    /* No closed form: product densities, the t, callbacks (as plug-ins are
+     * wrapped) and samples. */
+    static const char *const unsupported[] = {"laplace", "logistic", "student", "student:3"};
+    for (size_t i = 0; i < 4; ++i) {
+        ck_assert(sl_dist_from_spec(unsupported[i], MD, &D) == SL_OK);
+        expect_marginal_error(D, MK, U, SL_EUNSUPPORTED, "no closed-form marginal");
+        sl_dist_free(D);
+    }
+    sl_dist_callbacks cb = {0};
+    cb.name = "zeros";
+    cb.sample = cb_sample_zero;
+    ck_assert(sl_dist_from_callbacks(&cb, MD, &D) == SL_OK);
+    expect_marginal_error(D, MK, U, SL_EUNSUPPORTED, "no closed-form marginal");
+    sl_dist_free(D);
+    const char *plugin = getenv("SL_PLUGIN_GUMBEL");
+    if (plugin) {
+        char spec[600];
+        snprintf(spec, sizeof spec, "plugin:%s", plugin);
+        ck_assert_msg(sl_dist_from_spec(spec, MD, &D) == SL_OK, "%s", sl_last_error());
+        expect_marginal_error(D, MK, U, SL_EUNSUPPORTED, "no closed-form marginal");
+        sl_dist_free(D);
+    }
+    double X[2 * MD] = {0};
+    ck_assert(sl_dist_from_samples("rows.csv", 2, MD, X, &D) == SL_OK);
+    expect_marginal_error(D, MK, U, SL_EUNSUPPORTED, "no closed-form marginal");
+    sl_dist_free(D);
+}
+END_TEST
+
 static Suite *dist_gauss_suite(void) {
     Suite *s = suite_create("dist_gauss");
     TCase *tc = tcase_create("gauss");
@@ -719,6 +1263,13 @@ static Suite *dist_gauss_suite(void) {
     tcase_add_test(tc, test_large_m_scratch);
     tcase_add_test(tc, test_student_rejects_bad_nu);
     tcase_add_test(tc, test_bad_parameter_files);
+    tcase_add_test(tc, test_agmm_equals_file);
+    tcase_add_test(tc, test_agmm_scores_fd);
+    const int ncase = (int)(sizeof marginal_cases / sizeof marginal_cases[0]);
+    tcase_add_loop_test(tc, test_marginal_scores, 0, ncase);
+    tcase_add_loop_test(tc, test_marginal_samples, 0, ncase);
+    tcase_add_test(tc, test_marginal_special_cases);
+    tcase_add_test(tc, test_marginal_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,7 @@
  *   gauss:FILE.csv      N(m, C), one parameter row (see below)
  *   gmm2                1/2 N(1_d, I) + 1/2 N(-1_d, I)
  *   gmm:FILE.csv        general Gaussian mixture, one parameter row per component
+ *   agmm                3 anisotropic, correlated Gaussians, weights .4/.35/.25 (dist_gauss.c)
  *   laplace             product of e^{-|x_i|}/2
  *   student[:NU]        multivariate t, identity scale, NU degrees of freedom (default 5)
  *   logistic            product of standard logistic densities
@@ -139,6 +140,15 @@ sl_status sl_dist_grad_hess(const sl_dist *dist, size_t n, const double *X, doub
  * needs SL_DIST_SCORE4. */
 sl_status sl_dist_scores(const sl_dist *dist, const double *x, size_t m, const double *V,
                          double *S1, double *S2, double *S3, double *S4);
+
+/* The distribution of z = U'x (U: d x k with orthonormal columns, row-major)
+ * when it is known in closed form: for gauss and the Gaussian mixtures (gmm,
+ * gmm2, agmm) it is the Gaussian mixture with means U'm_c and covariances
+ * U'C_c U, with exact scores of every order. SL_EUNSUPPORTED for the others.
+ * SL_EINVAL unless 1 <= k <= d and U'U = I to 1e-8 entrywise. The result is
+ * a new distribution of dimension k (free it with sl_dist_free), independent
+ * of dist and of U afterwards. */
+sl_status sl_dist_marginal(const sl_dist *dist, size_t k, const double *U, sl_dist **out);
 
 /* Score tensors from projected log-derivatives (METHOD.md section 2):
  * given g (m), H (m x m), G3 (m^3, or NULL for 0) and G4 (m^4, or NULL for 0)

@@ -62,6 +62,7 @@ typedef struct cli_args {
 extern const cli_command cli_cmd_sample;
 extern const cli_command cli_cmd_plant;
 extern const cli_command cli_cmd_score;
+extern const cli_command cli_cmd_recover;
 extern const cli_command cli_cmd_demo;
 
 /* Parses argv[1..argc) against cmd's option table. Accepts --name VALUE,
@@ -151,7 +152,7 @@ void cli_progress_finish(cli_progress *p);
 
 /* The distribution specifications, for help texts. */
 #define CLI_DIST_SPECS                                                                             \
-    "gauss, gauss:FILE.csv, gmm2, gmm:FILE.csv, laplace, student[:NU], logistic, "                 \
+    "gauss, gauss:FILE.csv, gmm2, gmm:FILE.csv, agmm, laplace, student[:NU], logistic, "           \
     "plugin:PATH.so[:ARGS]"
 
 #endif

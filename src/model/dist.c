@@ -88,6 +88,10 @@ sl_status sl_dist_from_spec(const char *spec, size_t d, sl_dist **out) {
         if (arg) return sl_error(SL_EINVAL, "distribution '%s': gmm2 takes no argument", spec);
         return sl_dist_gmm2_alloc(d, out);
     }
+    if (IS("agmm")) {
+        if (arg) return sl_error(SL_EINVAL, "distribution '%s': agmm takes no argument", spec);
+        return sl_dist_agmm_alloc(d, out);
+    }
     if (IS("gmm")) {
         if (!arg || !*arg)
             return sl_error(SL_EINVAL,
@@ -127,7 +131,7 @@ sl_status sl_dist_from_spec(const char *spec, size_t d, sl_dist **out) {
 #undef IS
     return sl_error(
         SL_EINVAL,
-        "unknown distribution '%s' (expected gauss, gauss:FILE, gmm2, gmm:FILE, laplace, "
+        "unknown distribution '%s' (expected gauss, gauss:FILE, gmm2, gmm:FILE, agmm, laplace, "
         "student[:NU], logistic or plugin:PATH.so[:ARGS])",
         spec);
 }
@@ -279,6 +283,53 @@ sl_status sl_dist_scores(const sl_dist *D, const double *x, size_t m, const doub
     }
     free(eye);
     return st;
+}
+
+/* ---- marginals ------------------------------------------------------------- */
+
+/* Largest |(U'U - I)_ab| accepted: a U from an orthogonalisation is
+ * orthonormal to rounding (~1e-15); 1e-8 still catches an unnormalised or
+ * non-orthogonal matrix, whose marginal would be of a different z. */
+#define MARGINAL_ORTHO_TOL 1e-8
+
+sl_status sl_dist_marginal(const sl_dist *D, size_t k, const double *U, sl_dist **out) {
+    *out = NULL;
+    const size_t d = D->d;
+    if (k < 1 || k > d)
+        return sl_error(SL_EINVAL,
+                        "marginal of '%s': the number of directions k = %zu must be between 1 "
+                        "and the dimension d = %zu",
+                        D->name, k, d);
+    if (!U) return sl_error(SL_EINVAL, "marginal of '%s': no direction matrix U", D->name);
+    if (!sl_dist_is_gmm(D))
+        return sl_error(SL_EUNSUPPORTED,
+                        "distribution '%s' has no closed-form marginal (only gauss, "
+                        "gauss:FILE, gmm2, gmm:FILE and agmm have one)",
+                        D->name);
+    if (!sl_all_finite(d * k, U))
+        return sl_error(SL_EINVAL, "marginal of '%s': U has a non-finite entry", D->name);
+    double *G = malloc(k * k * sizeof *G);
+    if (!G) return sl_error(SL_ENOMEM, "out of memory");
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, U, (int)k, U,
+                (int)k, 0.0, G, (int)k);
+    double worst = 0.0;
+    size_t wa = 0, wb = 0;
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b < k; ++b) {
+            const double e = fabs(G[a * k + b] - (a == b ? 1.0 : 0.0));
+            if (e > worst) {
+                worst = e;
+                wa = a;
+                wb = b;
+            }
+        }
+    free(G);
+    if (worst > MARGINAL_ORTHO_TOL)
+        return sl_error(SL_EINVAL,
+                        "marginal of '%s': the columns of U (%zu x %zu) are not orthonormal: "
+                        "|(U'U - I)[%zu,%zu]| = %.3g (at most %g allowed)",
+                        D->name, d, k, wa + 1, wb + 1, worst, MARGINAL_ORTHO_TOL);
+    return sl_dist_gmm_marginal(D, k, U, out);
 }
 
 /* ---- the algebra of METHOD.md section 2 ----------------------------------- */

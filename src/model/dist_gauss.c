@@ -1,7 +1,9 @@
 /* Gaussians and Gaussian mixtures (METHOD.md section 2): N(0, I), N(m, C) and
- * sum_c pi_c N(m_c, C_c) from a parameter file, and the symmetric two-bump
- * mixture gmm2. Every component's log-density is exactly quadratic, so the
- * exact scores are responsibility-weighted sums of the quadratic formula. */
+ * sum_c pi_c N(m_c, C_c) from a parameter file, the symmetric two-bump
+ * mixture gmm2 and the anisotropic three-component mixture agmm. Every
+ * component's log-density is exactly quadratic, so the exact scores are
+ * responsibility-weighted sums of the quadratic formula; and every linear
+ * projection z = U'x of a Gaussian mixture is again one (sl_dist_marginal). */
 #include "model/dist_internal.h"
 
 #include <math.h>
@@ -481,4 +483,95 @@ sl_status sl_dist_gmm2_alloc(size_t d, sl_dist **out) {
         return st;
     }
     return sl_dist_wrap(&gmm_type, s, d, gmm_caps, "gmm2", out);
+}
+
+/* The anisotropic mixture: weights 0.4, 0.35, 0.25; means in the first two
+ * coordinates (only the first when d = 1); component c has standard
+ * deviations alternating sd[c][0], sd[c][1] over the coordinates and AR(1)
+ * correlations rho[c]^|a - b|, so the components differ in shape and
+ * orientation and the local covariance changes from place to place. The
+ * arithmetic is that of read_params on the same values written with %.17g
+ * (weights normalised by their sum in order, covariance entries
+ * sd * sd * pow(rho, |a - b|)), so agmm and gmm:FILE of that file are the
+ * same distribution bit for bit. */
+sl_status sl_dist_agmm_alloc(size_t d, sl_dist **out) {
+    static const double w[3] = {0.4, 0.35, 0.25};
+    static const double m[3][2] = {{-1.5, -0.5}, {1.5, -1.0}, {0.0, 1.8}};
+    static const double sd[3][2] = {{1.0, 0.4}, {0.5, 0.9}, {0.7, 0.7}};
+    static const double rho[3] = {0.7, -0.6, 0.3};
+    *out = NULL;
+    if (d == 0) return sl_error(SL_EINVAL, "agmm: dimension must be at least 1");
+    gmm_state *s = gmm_state_alloc(3, d);
+    if (!s) return sl_error(SL_ENOMEM, "agmm: out of memory");
+    const size_t dd = d * d;
+    double wsum = 0.0;
+    for (size_t c = 0; c < 3; ++c) wsum += w[c];
+    for (size_t c = 0; c < 3; ++c) {
+        s->weight[c] = w[c] / wsum;
+        for (size_t a = 0; a < d; ++a) s->mean[c * d + a] = a < 2 ? m[c][a] : 0.0;
+        double *C = s->prec + c * dd; /* the covariance until gmm_finish inverts it */
+        for (size_t a = 0; a < d; ++a)
+            for (size_t b = 0; b < d; ++b)
+                C[a * d + b] =
+                    sd[c][a % 2] * sd[c][b % 2] * pow(rho[c], (double)(a > b ? a - b : b - a));
+    }
+    sl_status st = gmm_finish(s, "agmm");
+    if (st) {
+        gmm_free(s);
+        return st;
+    }
+    return sl_dist_wrap(&gmm_type, s, d, gmm_caps, "agmm", out);
+}
+
+/* ---- marginals --------------------------------------------------------------- */
+
+int sl_dist_is_gmm(const sl_dist *D) {
+    return D->type == &gauss_type || D->type == &gmm_type;
+}
+
+/* z = U'x with x ~ sum_c pi_c N(m_c, C_c) is sum_c pi_c N(U'm_c, U'C_c U):
+ * the same weights, projected means and covariances. U'C_c U is formed as
+ * A'A with A = L_c'U from the stored Cholesky factor, so it is symmetric
+ * positive semi-definite by construction rather than up to rounding of
+ * L L'. */
+sl_status sl_dist_gmm_marginal(const sl_dist *D, size_t k, const double *U, sl_dist **out) {
+    *out = NULL;
+    const gmm_state *s = D->state;
+    const size_t d = s->d, K = s->K, dd = d * d, kk = k * k;
+    const char *src = sl_dist_name(D);
+    const size_t nlen = strlen(src) + 48;
+    char *name = malloc(nlen);
+    gmm_state *t = gmm_state_alloc(K, k);
+    double *A = malloc(d * k * sizeof *A);
+    if (!name || !t || !A) {
+        free(name);
+        gmm_free(t);
+        free(A);
+        return sl_error(SL_ENOMEM, "marginal of '%s': out of memory", src);
+    }
+    snprintf(name, nlen, "marginal(%s,%zu)", src, k);
+    for (size_t c = 0; c < K; ++c) {
+        t->weight[c] = s->weight[c];
+        sl_project_vec(d, k, U, s->mean + c * d, t->mean + c * k);
+        memcpy(A, U, d * k * sizeof *A);
+        cblas_dtrmm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, (int)d, (int)k,
+                    1.0, s->chol + c * dd, (int)d, A, (int)k);
+        double *C = t->prec + c * kk; /* the covariance until gmm_finish inverts it */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, A, (int)k,
+                    A, (int)k, 0.0, C, (int)k);
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = a + 1; b < k; ++b) {
+                const double v = 0.5 * (C[a * k + b] + C[b * k + a]);
+                C[a * k + b] = C[b * k + a] = v;
+            }
+    }
+    free(A);
+    sl_status st = gmm_finish(t, name);
+    if (st) {
+        gmm_free(t);
+    } else {
+        st = sl_dist_wrap(D->type, t, k, gmm_caps, name, out);
+    }
+    free(name);
+    return st;
 }

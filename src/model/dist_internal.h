@@ -45,10 +45,16 @@ sl_status sl_dist_wrap(const sl_dist_type *type, void *state, size_t d, unsigned
 sl_status sl_dist_gauss_alloc(size_t d, const char *param_file, sl_dist **out);
 sl_status sl_dist_gmm_alloc(size_t d, const char *param_file, sl_dist **out);
 sl_status sl_dist_gmm2_alloc(size_t d, sl_dist **out);
+sl_status sl_dist_agmm_alloc(size_t d, sl_dist **out);
 sl_status sl_dist_laplace_alloc(size_t d, sl_dist **out);
 sl_status sl_dist_logistic_alloc(size_t d, sl_dist **out);
 sl_status sl_dist_student_alloc(size_t d, double nu, sl_dist **out);
 sl_status sl_dist_plugin_alloc(const char *path, const char *args, size_t d, sl_dist **out);
+
+/* Marginals (dist_gauss.c): 1 when D is a Gaussian or a Gaussian mixture,
+ * and its marginal z = U'x for U (d x k) already checked by sl_dist_marginal. */
+int sl_dist_is_gmm(const sl_dist *D);
+sl_status sl_dist_gmm_marginal(const sl_dist *D, size_t k, const double *U, sl_dist **out);
 
 /* Projections used by the built-ins: xv = V' x (m), VtAV = V' A V (m x m). */
 void sl_project_vec(size_t d, size_t m, const double *V, const double *x, double *xv);
