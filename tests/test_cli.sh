@@ -613,5 +613,144 @@ EOF
     fi
 fi
 
+# ---- recover -------------------------------------------------------------------------------
+# Small data, fast: gauss d = 3, n = 4000, k = 2, exact scores (tensor mode).
+expect_ok sl sample --dist gauss --d 3 --n 4000 --seed 4 -o rx.csv
+expect_ok sl plant --input rx.csv --k 2 --seed 4 -o rd.csv --truth rt.csv
+expect_ok sl recover --input rd.csv --k 2 --score exact --dist gauss --truth rt.csv -o rw.csv \
+    --trace rtr.csv
+cp "$T/stdout" rsum.txt
+expect_csv rw.csv 2 "a,$(names w 3)"
+expect_csv rtr.csv 80 "restart,step,epoch,loss,grad_norm,error,seconds,full"
+NUM='-?[0-9][0-9.e+-]*'
+for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2" \
+    "method: loss landscape, scores exact of gauss, route full, tensor mode, constraint sphere, activation relu, mu 0.5" \
+    "error: $NUM \(max form\), [0-2] of 2 true directions found; min form $NUM" \
+    "worst matched angle: $NUM degrees" \
+    "M2 eigenvalues: $NUM $NUM \| $NUM \(after \| : the largest outside the span\)" \
+    "signal: $NUM $NUM \(sign used -1\)" \
+    "held-out prediction error: $NUM \(relative MSE on 400 rows; $NUM on the fitted rows\)" \
+    "final loss: $NUM \(restart [1-4] of 4\); restarts:( $NUM){4}; their errors:( $NUM){4}" \
+    "sgd: 8000 steps, stopped by epochs" \
+    "seconds: scores $NUM, moments $NUM, sgd $NUM, second layer $NUM"; do
+    check "recover summary has /$line/" grep -Eqx "$line" rsum.txt
+done
+check "recover summary: 10 lines, no warning" test "$(wc -l <rsum.txt)" -eq 10
+# n = 3600 fitted rows with exact scores: the error is about 0.004 (1 - cos of
+# a few degrees); 0.05 would mean a direction was missed.
+check "recover: both directions within err_max 0.05" \
+    awk '/^error: / { e = $2 } /^error: .* 2 of 2 / { ok = 1 } END { exit !(ok && e < 0.05) }' rsum.txt
+check "recover: held-out prediction error below 0.05" \
+    awk '/^held-out/ { exit !($4 < 0.05) }' rsum.txt
+check "recover: the comment records the command" \
+    grep -q "^# scoreloss recover --input rd.csv --k 2 --loss landscape --score exact --dist gauss" rw.csv
+check "recover: the comment holds the summary" grep -q "^# error: .* (max form)" rw.csv
+check "recover: the trace's comment holds the summary" grep -q "^# error: .* (max form)" rtr.csv
+# The output is a truth file: plant reads it back.
+expect_ok sl plant --input rx.csv --truth-in rw.csv -o rp.csv --truth rpt.csv
+# Unit rows: for relu only a_i |w_i| is identified.
+check "recover: rows of W_HAT have unit norm" \
+    awk -F, '!/^#/ && NR > 1 && $1 != "a" { s = $2 * $2 + $3 * $3 + $4 * $4; if (s < 1 - 1e-12 || s > 1 + 1e-12) bad++; n++ }
+        END { exit !(n == 2 && bad == 0) }' rw.csv
+# The same seed gives the same network, with 1 or 2 threads.
+for threads in 1 2; do
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" recover --input rd.csv --k 2 --score exact \
+        --dist gauss --seed 3 -o rw_t$threads.csv
+done
+for threads in 1 2; do
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" recover --input rd.csv --k 2 --loss l2 \
+        --epochs 3 --seed 3 -o rl_t$threads.csv
+done
+check "recover: OMP_NUM_THREADS 1 and 2 give the same network" \
+    test "$(body rw_t1.csv)" = "$(body rw_t2.csv)"
+check "recover --loss l2: OMP_NUM_THREADS 1 and 2 give the same network" \
+    test "$(body rl_t1.csv)" = "$(body rl_t2.csv)"
+# No truth, no held-out rows.
+expect_ok sl recover --input rd.csv --k 2 --score hermite --holdout 0 -o rw0.csv
+check "recover without --truth: the error is unknown" grep -qx "error: unknown (no --truth given)" "$T/stdout"
+check "recover --holdout 0: no held-out error" \
+    grep -Eq "^held-out prediction error: none \(--holdout 0; $NUM on the fitted rows\)$" "$T/stdout"
+check "recover --holdout 0: every row fitted" grep -q "n = 4000 (4000 fitted, 0 held out)" "$T/stdout"
+# The squared loss: no moments.
+expect_ok sl recover --input rd.csv --k 2 --loss l2 --truth rt.csv --epochs 5 -o rl2.csv
+expect_csv rl2.csv 2 "a,$(names w 3)"
+check "recover --loss l2: the method line" \
+    grep -qx "method: loss l2, activation relu, Adam over (W, a) from a random start" "$T/stdout"
+check "recover --loss l2: no moments" \
+    grep -qx "M2 eigenvalues: none (the l2 loss uses no moments)" "$T/stdout"
+# The default score source (llsfe, automatic bandwidth) in minibatch mode, on
+# 400 rows; stderr may hold warnings and progress lines only.
+expect_ok sl sample --dist gauss --d 2 --n 400 --seed 5 -o rx2.csv
+expect_ok sl plant --input rx2.csv --k 2 --w identity --seed 5 -o rd2.csv --truth rt2.csv
+sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 -o rw2.csv \
+    >"$T/stdout" 2>"$T/stderr"
+check "recover (llsfe): exit 0, stderr only warnings" \
+    sh -c '[ $1 -eq 0 ] && ! grep -Ev "^scoreloss recover: (warning: .*|[a-z]+: +[0-9]+%)$" "$2"' \
+    sh $? "$T/stderr"
+check "recover (llsfe): the method line" \
+    grep -q "^method: loss landscape, scores llsfe, route quadratic, minibatch mode" "$T/stdout"
+expect_csv rw2.csv 2 "a,w1,w2"
+# Warnings go to stderr as they arise and into the summary: gmm2 has mixed
+# signal signs for this W (measured: 17.3 and -2.1 at n = 45000).
+expect_ok sl sample --dist gmm2 --d 3 --n 50000 --seed 1 -o rxg.csv
+expect_ok sl plant --input rxg.csv --k 2 --seed 2 -o rdg.csv --truth rtg.csv
+sl recover --input rdg.csv --k 2 --score exact --dist gmm2 --truth rtg.csv -o rwg.csv \
+    >"$T/stdout" 2>"$T/stderr"
+check "recover gmm2: exit 0" test $? -eq 0
+check "recover gmm2: the mixed-sign warning on stderr" \
+    grep -q "^scoreloss recover: warning: mixed signs: .*try the sign-free loss$" "$T/stderr"
+check "recover gmm2: the warning repeated in the summary" \
+    grep -q "^warning: mixed signs: " "$T/stdout"
+expect_ok sl recover --input rdg.csv --k 2 --score exact --dist gmm2 --truth rtg.csv \
+    --loss signfree -o rwg.csv
+check "recover --loss signfree: orthonormal columns by default" \
+    grep -q "^method: loss signfree, scores exact of gmm2, route full, tensor mode, constraint orthonormal" "$T/stdout"
+check "recover --loss signfree: no sign" grep -q "(the sign-free loss uses none)$" "$T/stdout"
+
+expect_ok sl recover --help
+check "recover --help has a usage line" grep -q "^usage: scoreloss recover " "$T/stdout"
+check "recover --help has an example" grep -q "^  scoreloss recover " "$T/stdout"
+check "recover --help gives the defaults" grep -q "(default llsfe)" "$T/stdout"
+expect_ok sl --help
+check "--help lists recover" grep -q "^  recover " "$T/stdout"
+
+# Bad command lines (2) and failures while running (1); no output file.
+R="sl recover --input rd.csv --k 2"
+expect_fail 2 "unknown option '--bogus'" $R --bogus 1 -o $OUT
+expect_fail 2 "option --k: expected a positive integer, got '0'" sl recover --input rd.csv --k 0 -o $OUT
+expect_fail 2 "option --k: k = 4 exceeds d = 3, the number of columns x1..x3 of rd.csv" \
+    sl recover --input rd.csv --k 4 -o $OUT
+expect_fail 2 "missing option --input" sl recover --k 2 -o $OUT
+expect_fail 2 "missing option --k" sl recover --input rd.csv -o $OUT
+expect_fail 2 "missing option --output" $R
+expect_fail 2 "missing option --dist SPEC \(--score exact needs the distribution\)" \
+    $R --score exact -o $OUT
+expect_fail 2 "option --loss: unknown loss 'foo' \(expected landscape, signfree or l2\)" \
+    $R --loss foo -o $OUT
+expect_fail 2 "option --score: unknown score source 'foo'" $R --score foo -o $OUT
+expect_fail 2 "option --route: unknown route 'foo'" $R --score exact --dist gauss --route foo -o $OUT
+expect_fail 2 "option --dist: is used only with --score exact" $R --score hermite --dist gauss -o $OUT
+expect_fail 2 "option --route: applies to --score exact only" $R --score hermite --route full -o $OUT
+expect_fail 2 "option --score: the l2 loss uses no scores" $R --loss l2 --score hermite -o $OUT
+expect_fail 2 "option --mode: the signfree loss runs on the tensor T only" \
+    $R --loss signfree --mode minibatch --score hermite -o $OUT
+expect_fail 2 "option --constraint: none needs the norm penalty --lambda" \
+    $R --score hermite --constraint none -o $OUT
+expect_fail 2 "option --bandwidth: applies to --score llsfe and kde only" \
+    $R --score hermite --bandwidth 0.5 -o $OUT
+expect_fail 2 "option --holdout: expected a number in \[0, 1\), got '1'" $R --holdout 1 -o $OUT
+expect_fail 2 "option --lr: expected a number > 0, got '0'" $R --lr 0 -o $OUT
+expect_fail 2 "option --act: unknown activation 'swish'" $R --act swish -o $OUT
+expect_fail 2 "option --dist: unknown distribution 'foo'" $R --score exact --dist foo -o $OUT
+expect_fail 2 "-o and --trace name the same file" $R --score hermite -o $OUT --trace $OUT
+expect_fail 2 "option --output: '-' \(stdout\) would mix" $R --score hermite -o -
+expect_fail 2 "option --trace: '-' \(stdout\) would mix" $R --score hermite -o $OUT --trace -
+expect_fail 1 "nosuch.csv: cannot open" sl recover --input nosuch.csv --k 2 -o $OUT
+expect_fail 1 "ragged.csv line 3: ragged row" sl recover --input ragged.csv --k 1 -o $OUT
+expect_fail 1 "rx.csv: missing column 'y'" sl recover --input rx.csv --k 2 -o $OUT
+expect_fail 1 "rt2.csv has 2 inputs .*rd.csv has d = 3" $R --score hermite --truth rt2.csv -o $OUT
+expect_fail 1 "/nonexistent/dir/w.csv" $R --score hermite -o /nonexistent/dir/w.csv
+expect_fail 1 "/nonexistent/dir/t.csv" $R --score hermite -o $OUT --trace /nonexistent/dir/t.csv
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

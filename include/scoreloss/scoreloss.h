@@ -10,5 +10,7 @@
 #include "scoreloss/network.h"
 #include "scoreloss/score.h"
 #include "scoreloss/sgd.h"
+#include "scoreloss/loss.h"
+#include "scoreloss/recover.h"
 
 #endif

@@ -9,7 +9,7 @@
 #endif
 
 static const cli_command *const commands[] = {&cli_cmd_sample, &cli_cmd_plant, &cli_cmd_score,
-                                              &cli_cmd_demo};
+                                              &cli_cmd_recover, &cli_cmd_demo};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_usage(FILE *f) {

@@ -1,0 +1,186 @@
+/* Recovering a planted network from samples (x_j, y_j): the whole pipeline
+ * of METHOD.md sections 4 and 5, and the measures of how well it did.
+ *
+ *   scores at the samples -> moments, whitening -> signal and sign
+ *   -> SGD on the landscape loss (or the sign-free one) in whitened space
+ *   -> directions mapped back, w_i proportional to U |Lambda|^{1/2} b_i
+ *   -> signs and second layer by least squares -> recovery error
+ *
+ * or, for comparison, SGD on the plain squared loss over (W, a) directly.
+ *
+ * Recovery error (section 5): with unit-normalised true rows w_i and
+ * estimates w_hat_i, Q = |W_hat W'| (entries are |cosines|, rows the
+ * estimates, columns the true directions):
+ *   err_max  = max(1 - min over rows of max Q, 1 - min over columns of max Q),
+ *              zero only when every true direction is found (the headline);
+ *   err_min  = the same with min for the outer max (the reference
+ *              experiments' form; zero when every estimate lies on some true
+ *              direction, even all on the same one: report it only beside
+ *              err_max);
+ *   distinct = the number of true directions that are some estimate's best
+ *              match;
+ *   worst_angle = the largest angle in degrees between matched pairs after
+ *              the optimal matching of estimates to true directions (the
+ *              Hungarian algorithm on 1 - Q). */
+#ifndef SCORELOSS_RECOVER_H
+#define SCORELOSS_RECOVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scoreloss/dist.h"
+#include "scoreloss/loss.h"
+#include "scoreloss/network.h"
+#include "scoreloss/score.h"
+#include "scoreloss/sgd.h"
+#include "scoreloss/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- measuring recovery -------------------------------------------------------- */
+
+typedef struct sl_recovery_error {
+    double err_max;     /* the headline */
+    double err_min;     /* the reference's form, only ever reported beside err_max */
+    size_t distinct;    /* true directions that are some estimate's best match */
+    double worst_angle; /* degrees, after optimal matching */
+} sl_recovery_error;
+
+/* The errors of the kh estimates W_hat (kh x d) against the k true rows W
+ * (k x d); rows need not be normalised but must be non-zero. With kh != k
+ * the matching pairs min(kh, k) of them. */
+sl_status sl_recovery_error_compute(size_t kh, size_t k, size_t d, const double *W_hat,
+                                    const double *W, sl_recovery_error *out);
+
+/* The assignment of minimal total cost for an n x n cost matrix (row-major,
+ * finite): row i goes to column assign[i]. O(n^3) (the Hungarian algorithm
+ * with potentials). Returns the total cost in *total if not NULL. */
+sl_status sl_assignment(size_t n, const double *cost, size_t *assign, double *total);
+
+/* ---- after the directions: signs and second layer -------------------------------- */
+
+/* Given k unit directions (k x d rows), fits signs s_i in {+1, -1} and a by
+ * least squares of y on sigma(s_i w_i . x) over n rows of X:
+ * signs start all +1, then the single flip that lowers the residual most is
+ * taken while one does (for odd and even activations a flip is absorbed in
+ * a_i or changes nothing, so none is tried). Writes the signed rows into
+ * W_out (k x d; may alias W) and a (k); rss, if not NULL, gets
+ * sum (y - y_hat)^2. For positively homogeneous activations (relu) only
+ * a_i |w_i| is identifiable, which unit rows express. */
+sl_status sl_second_layer_fit(size_t n, size_t d, const double *X, const double *y, size_t k,
+                              sl_act act, const double *W, double *W_out, double *a, double *rss);
+
+/* The relative prediction error sum (y - y_hat)^2 / sum (y - mean y)^2 of the
+ * network (W, a) on n rows (NAN-free; SL_ENUMERIC when y is constant). */
+sl_status sl_prediction_error(size_t n, size_t d, const double *X, const double *y, size_t k,
+                              sl_act act, const double *W, const double *a, double *out);
+
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+typedef enum sl_recover_loss {
+    SL_RECOVER_LANDSCAPE = 0, /* the landscape-designed loss (sign from the signal) */
+    SL_RECOVER_SIGNFREE,      /* - sum_j T(b_j^4)^2 over the whitened tensor */
+    SL_RECOVER_L2             /* the plain squared loss over (W, a), no scores */
+} sl_recover_loss;
+
+/* "landscape", "signfree", "l2". */
+sl_status sl_recover_loss_from_name(const char *name, sl_recover_loss *out);
+const char *sl_recover_loss_name(sl_recover_loss loss);
+
+/* Where the whitened fourth moment T comes from when the scores are exact. */
+typedef enum sl_recover_route {
+    SL_ROUTE_AUTO = 0,  /* full when the distribution has SL_DIST_SCORE4, else projected when
+                           its marginal is known, else the locally quadratic S_4 */
+    SL_ROUTE_FULL,      /* T from the d-dimensional distribution's exact S_4, V = P */
+    SL_ROUTE_PROJECTED, /* T from the exact S_4 of the marginal of z = U'x, Z = X U,
+                           V = |Lambda|^{-1/2} (METHOD.md section 4b) */
+    SL_ROUTE_QUADRATIC  /* T from the per-sample (g, H): the locally quadratic S_4 (the only
+                           route for estimated scores) */
+} sl_recover_route;
+
+const char *sl_recover_route_name(sl_recover_route route);
+
+/* How the landscape loss is evaluated. */
+typedef enum sl_recover_mode {
+    SL_MODE_AUTO = 0, /* tensor when T is exact (full or projected route) or the loss is
+                         sign-free, else per-sample minibatches */
+    SL_MODE_TENSOR,   /* every step on the whole tensor T */
+    SL_MODE_MINIBATCH /* per-sample minibatches of (P'g, P'HP): the locally quadratic S_4 */
+} sl_recover_mode;
+
+/* Messages and progress while the pipeline runs. */
+typedef void (*sl_recover_message_fn)(const char *text, void *ctx);
+typedef void (*sl_recover_progress_fn)(const char *phase, double fraction, void *ctx);
+
+typedef struct sl_recover_options {
+    size_t k;             /* hidden units to recover (1 <= k <= d); required */
+    sl_recover_loss loss; /* default landscape */
+    /* Scores: the method (default &sl_score_llsfe) and its options; exact
+     * needs score_opt.dist (the input distribution, with gradient and
+     * Hessian). score_opt.seed is replaced by a stream of seed. */
+    const sl_score_type *score;
+    sl_score_options score_opt;
+    sl_recover_route route; /* exact scores only; default auto */
+    sl_recover_mode mode;   /* default auto */
+    /* The loss: kind is set from loss; sign 0 estimates it. */
+    sl_landscape_options landscape;
+    /* The optimiser. For the landscape losses projection (default sphere;
+     * the sign-free loss wants orthonormal and warns otherwise; none needs
+     * landscape.lambda > 0), rows and cols (k x k) are set here; in tensor mode every step sees the
+     * whole tensor, batch is ignored and an epoch is tensor_steps steps. For
+     * l2: no projection, the parameters (W, a) start N(0, init_scale^2)
+     * (init_scale 0, the default, means 1/sqrt(d)). restarts default 4: the
+     * lowest final loss wins. epochs 0 (the default) is automatic: 20 in
+     * tensor mode (2000 steps), else enough for 10000 steps. seed, the
+     * monitor and progress are set here. */
+    sl_sgd_options sgd;
+    size_t tensor_steps;     /* steps per epoch in tensor mode (default 100) */
+    sl_act act;              /* the network's activation (default relu) */
+    double holdout;          /* fraction of rows held out for the prediction error (default 0.1;
+                                0 fits on all rows and reports no prediction error) */
+    const sl_network *truth; /* optional: errors, and err_max in the trace */
+    uint64_t seed;           /* the split, the scores' randomness and the SGD (default 1) */
+    sl_recover_message_fn message; /* warnings as they arise (also kept in the result) */
+    sl_recover_progress_fn progress;
+    void *ctx;
+} sl_recover_options;
+
+void sl_recover_options_default(sl_recover_options *opt);
+
+typedef struct sl_recover_result {
+    size_t k, d;
+    size_t n_train, n_holdout; /* rows fitted and held out */
+    /* The recovered network: for the landscape losses unit rows with the
+     * fitted signs and the least-squares a; for l2 the trained (W, a). */
+    double *W_hat; /* k x d */
+    double *a_hat; /* k */
+    int have_error;
+    sl_recovery_error error; /* when a truth was given */
+    double *restart_error;   /* err_max of every restart's final point (sgd->restarts), or NULL */
+    /* Moments (landscape losses; NULL / 0 for l2). */
+    size_t nevals;
+    double *m2_evals;       /* the top min(k + 1, d) eigenvalues of M2 by absolute value */
+    double *signal;         /* k whitened signal coefficients */
+    int sign;               /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
+    sl_recover_route route; /* where T came from */
+    int tensor_mode;        /* 1 when the loss ran on T */
+    double holdout_error;   /* relative MSE on the held-out rows, NAN without them */
+    double train_error;     /* the same on the fitted rows */
+    double final_loss;      /* the best restart's final full loss */
+    sl_sgd_result *sgd;     /* restart losses, trace, steps, stop reason */
+    double seconds_scores, seconds_moments, seconds_sgd, seconds_second_layer;
+    char *warnings; /* one warning per line, or NULL */
+} sl_recover_result;
+
+void sl_recover_result_free(sl_recover_result *r);
+
+/* Runs the pipeline on n rows of X (n x d) with labels y. */
+sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const double *X,
+                     const double *y, sl_recover_result **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,861 @@
+/* The recovery pipeline (recover.h): scores, moments and whitening, the
+ * landscape loss minimised by SGD in whitened space, the directions mapped
+ * back, signs and second layer by least squares, and the measures; or the
+ * plain squared loss over (W, a) for comparison.
+ *
+ * Choices made here:
+ * - The rows are split once (seeded) into a fitting part and a held-out
+ *   part, and every step (scores, moments, SGD, second layer) sees only the
+ *   fitting part, so the held-out prediction error is honest.
+ * - The randomness of the split, the scores (automatic bandwidth) and the
+ *   SGD come from separate streams of one seed.
+ * - In tensor mode every step sees the whole of T; the optimiser is handed
+ *   tensor_steps dummy "samples" with batch 1, so an epoch is tensor_steps
+ *   steps and its end the full-batch evaluation of the trace. */
+#include "scoreloss/recover.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
+
+#include "core/linalg.h"
+#include "scoreloss/rng.h"
+
+/* OpenBLAS's own cblas.h declares these; it cannot be included beside GSL.
+ * The sums here (the second layer's Gram matrix over the rows, the
+ * prediction errors) run with single-threaded BLAS: threaded kernels change
+ * the last bits with the thread count. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+enum { STREAM_SPLIT = 1, STREAM_SCORES = 2, STREAM_SGD = 3 };
+
+/* Automatic epochs (sgd.epochs = 0): in tensor mode TENSOR_EPOCHS epochs of
+ * tensor_steps steps; with minibatches enough epochs for MIN_STEPS steps
+ * (the reference experiments took 10^4 steps; the squared loss at d = 2
+ * needs about that many from some starts). */
+#define TENSOR_EPOCHS 20
+#define MIN_STEPS 10000
+
+/* Rows per block of the second-layer passes (bounds their workspace). */
+#define FIT_BLOCK 4096
+
+/* Thresholds of the warnings. A signal coefficient below this fraction of
+ * the largest one is "near zero". */
+#define WEAK_SIGNAL 0.1
+/* The k-th eigenvalue of M2 below this fraction of the first: whitening
+ * multiplies that unit's noise by the inverse ratio squared. */
+#define WEAK_UNIT 0.05
+/* The (k+1)-th eigenvalue above this fraction of the k-th: no clear gap. */
+#define NO_GAP 0.5
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- names -------------------------------------------------------------------- */
+
+static const char *const loss_names[] = {"landscape", "signfree", "l2"};
+
+sl_status sl_recover_loss_from_name(const char *name, sl_recover_loss *out) {
+    if (name)
+        for (int i = 0; i < 3; ++i)
+            if (strcmp(name, loss_names[i]) == 0) {
+                *out = (sl_recover_loss)i;
+                return SL_OK;
+            }
+    return sl_error(SL_EINVAL, "unknown loss '%s' (expected landscape, signfree or l2)",
+                    name ? name : "(null)");
+}
+
+const char *sl_recover_loss_name(sl_recover_loss loss) {
+    return (int)loss >= 0 && (int)loss < 3 ? loss_names[loss] : "unknown";
+}
+
+const char *sl_recover_route_name(sl_recover_route route) {
+    switch (route) {
+    case SL_ROUTE_AUTO:
+        return "auto";
+    case SL_ROUTE_FULL:
+        return "full";
+    case SL_ROUTE_PROJECTED:
+        return "projected";
+    case SL_ROUTE_QUADRATIC:
+        return "quadratic";
+    }
+    return "unknown";
+}
+
+void sl_recover_options_default(sl_recover_options *opt) {
+    if (!opt) return;
+    memset(opt, 0, sizeof *opt);
+    opt->loss = SL_RECOVER_LANDSCAPE;
+    opt->score = &sl_score_llsfe;
+    sl_score_options_default(&opt->score_opt);
+    opt->route = SL_ROUTE_AUTO;
+    opt->mode = SL_MODE_AUTO;
+    sl_landscape_options_default(&opt->landscape);
+    sl_sgd_options_default(&opt->sgd);
+    opt->sgd.epochs = 0; /* automatic */
+    opt->sgd.projection = SL_PROJ_SPHERE;
+    opt->sgd.restarts = 4;
+    opt->sgd.init_scale = 0.0; /* chosen per loss */
+    opt->tensor_steps = 100;
+    opt->act = SL_ACT_RELU;
+    opt->holdout = 0.1;
+    opt->seed = 1;
+}
+
+void sl_recover_result_free(sl_recover_result *r) {
+    if (!r) return;
+    free(r->W_hat);
+    free(r->a_hat);
+    free(r->restart_error);
+    free(r->m2_evals);
+    free(r->signal);
+    sl_sgd_result_free(r->sgd);
+    free(r->warnings);
+    free(r);
+}
+
+/* ---- second layer ------------------------------------------------------------------ */
+
+/* sigma(-z) in terms of sigma(z): 1 odd, 2 even, 0 neither (a sign flip
+ * changes the span of the features only in the last case). */
+static int act_parity(sl_act act) {
+    switch (act) {
+    case SL_ACT_TANH:
+    case SL_ACT_ERF:
+    case SL_ACT_CUBIC:
+        return 1;
+    case SL_ACT_QUADRATIC:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+/* The sum of squared residuals of (W, a) on n rows and, if tss is not NULL,
+ * the total sum of squares about the mean. Z is a FIT_BLOCK x k workspace. */
+static void residuals(size_t n, size_t d, const double *X, const double *y, size_t k, sl_act act,
+                      const double *W, const double *a, double *Z, double *rss, double *tss) {
+    double sum = 0.0, mean = 0.0;
+    for (size_t lo = 0; lo < n; lo += FIT_BLOCK) {
+        const size_t m = n - lo < FIT_BLOCK ? n - lo : FIT_BLOCK;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)k, (int)d, 1.0,
+                    X + lo * d, (int)d, W, (int)d, 0.0, Z, (int)k);
+        for (size_t j = 0; j < m; ++j) {
+            double yhat = 0.0;
+            for (size_t i = 0; i < k; ++i) yhat += a[i] * sl_act_eval(act, 0, Z[j * k + i]);
+            const double r = y[lo + j] - yhat;
+            sum += r * r;
+        }
+    }
+    *rss = sum;
+    if (!tss) return;
+    for (size_t j = 0; j < n; ++j) mean += y[j];
+    mean /= (double)n;
+    double t = 0.0;
+    for (size_t j = 0; j < n; ++j) t += (y[j] - mean) * (y[j] - mean);
+    *tss = t;
+}
+
+static sl_status check_fit_args(size_t n, size_t d, const double *X, const double *y, size_t k,
+                                sl_act act, const double *W, const char *what) {
+    if (!X || !y || !W) return sl_error(SL_EINVAL, "%s: missing argument", what);
+    if (n == 0 || d == 0 || k == 0)
+        return sl_error(SL_EINVAL, "%s: empty problem (n = %zu, d = %zu, k = %zu)", what, n, d, k);
+    if (n > INT_MAX || d > INT_MAX || k > INT_MAX || 2 * k > SIZE_MAX / sizeof(double) / FIT_BLOCK)
+        return sl_error(SL_EINVAL, "%s: dimensions too large", what);
+    if ((int)act < 0 || (int)act >= SL_ACT_COUNT)
+        return sl_error(SL_EINVAL, "%s: unknown activation %d", what, (int)act);
+    return SL_OK;
+}
+
+sl_status sl_prediction_error(size_t n, size_t d, const double *X, const double *y, size_t k,
+                              sl_act act, const double *W, const double *a, double *out) {
+    sl_status st = check_fit_args(n, d, X, y, k, act, W, "prediction error");
+    if (st) return st;
+    if (!a || !out) return sl_error(SL_EINVAL, "prediction error: missing argument");
+    double *Z = malloc(FIT_BLOCK * k * sizeof *Z);
+    if (!Z) return sl_error(SL_ENOMEM, "prediction error: out of memory");
+    double rss, tss;
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    residuals(n, d, X, y, k, act, W, a, Z, &rss, &tss);
+    openblas_set_num_threads(blas_threads);
+    free(Z);
+    if (!(tss > 0.0))
+        return sl_error(SL_ENUMERIC, "prediction error: the %zu labels are all equal", n);
+    *out = rss / tss;
+    return SL_OK;
+}
+
+/* Least squares from the Gram matrix: a = G^+ c over the eigenvalues above
+ * a relative floor (collinear features, e.g. two equal directions, get the
+ * minimum-norm solution instead of a failure); returns c'a, the explained
+ * sum of squares. ws holds 2 k^2 + 2 k doubles. */
+static sl_status gram_solve(size_t k, const double *G, const double *c, double *a, double *ws,
+                            double *explained) {
+    double *w = ws, *V = ws + k, *t = V + k * k;
+    sl_status st = sl_sym_eigen(k, G, w, V);
+    if (st) return st;
+    const double floor = 1e-13 * fmax(fabs(w[0]), 1e-300);
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)k, (int)k, 1.0, V, (int)k, c, 1, 0.0, t, 1);
+    for (size_t i = 0; i < k; ++i) t[i] = w[i] > floor ? t[i] / w[i] : 0.0;
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)k, (int)k, 1.0, V, (int)k, t, 1, 0.0, a, 1);
+    *explained = cblas_ddot((int)k, c, 1, a, 1);
+    return SL_OK;
+}
+
+/* The Gram matrix and right-hand side of the 2k features sigma(z_i) and
+ * sigma(-z_i) (or k features when flips are not tried). */
+static void accumulate_gram(size_t n, size_t d, const double *X, const double *y, size_t k,
+                            sl_act act, const double *W, size_t nf, double *Z, double *F,
+                            double *G2, double *c2) {
+    memset(G2, 0, nf * nf * sizeof *G2);
+    memset(c2, 0, nf * sizeof *c2);
+    for (size_t lo = 0; lo < n; lo += FIT_BLOCK) {
+        const size_t m = n - lo < FIT_BLOCK ? n - lo : FIT_BLOCK;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)k, (int)d, 1.0,
+                    X + lo * d, (int)d, W, (int)d, 0.0, Z, (int)k);
+        for (size_t j = 0; j < m; ++j)
+            for (size_t i = 0; i < k; ++i) {
+                const double z = Z[j * k + i];
+                F[j * nf + i] = sl_act_eval(act, 0, z);
+                if (nf > k) F[j * nf + k + i] = sl_act_eval(act, 0, -z);
+            }
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nf, (int)nf, (int)m, 1.0, F,
+                    (int)nf, F, (int)nf, 1.0, G2, (int)nf);
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)m, (int)nf, 1.0, F, (int)nf, y + lo, 1, 1.0, c2,
+                    1);
+    }
+}
+
+static sl_status second_layer(size_t n, size_t d, const double *X, const double *y, size_t k,
+                              sl_act act, const double *W, double *W_out, double *a, double *rss) {
+    sl_status st = SL_OK;
+    const int flips = act_parity(act) == 0;
+    const size_t nf = flips ? 2 * k : k;
+    double *Z = malloc(FIT_BLOCK * k * sizeof *Z);
+    double *F = malloc(FIT_BLOCK * nf * sizeof *F);
+    double *G2 = malloc(nf * nf * sizeof *G2), *c2 = malloc(nf * sizeof *c2);
+    double *G = malloc(k * k * sizeof *G), *c = malloc(k * sizeof *c);
+    double *ws = malloc((2 * k * k + 2 * k) * sizeof *ws);
+    int *sign = malloc(k * sizeof *sign);
+    if (!Z || !F || !G2 || !c2 || !G || !c || !ws || !sign) {
+        st = sl_error(SL_ENOMEM, "second layer: out of memory for k = %zu", k);
+        goto done;
+    }
+    accumulate_gram(n, d, X, y, k, act, W, nf, Z, F, G2, c2);
+    double yy = cblas_ddot((int)n, y, 1, y, 1);
+    for (size_t i = 0; i < k; ++i) sign[i] = 1;
+
+/* The features of unit i under the current signs: column i or k + i. */
+#define FEATURE(i) ((size_t)((sign[i] > 0) ? (i) : k + (i)))
+    double explained = 0.0;
+    for (;;) {
+        /* The fit with the current signs, then every single flip. */
+        double best_gain = 0.0;
+        size_t best = SIZE_MAX;
+        for (size_t f = 0; f <= (flips ? k : 0); ++f) {
+            if (f > 0) sign[f - 1] = -sign[f - 1];
+            for (size_t i = 0; i < k; ++i) {
+                c[i] = c2[FEATURE(i)];
+                for (size_t j = 0; j < k; ++j) G[i * k + j] = G2[FEATURE(i) * nf + FEATURE(j)];
+            }
+            double e;
+            st = gram_solve(k, G, c, a, ws, &e);
+            if (f > 0) sign[f - 1] = -sign[f - 1];
+            if (st) goto done;
+            if (f == 0) {
+                explained = e;
+            } else if (e - explained > best_gain) {
+                best_gain = e - explained;
+                best = f - 1;
+            }
+        }
+        /* Flips within rounding of the current fit are not progress (noise-
+         * free data fit exactly by either sign of a zero-weight unit). */
+        if (best == SIZE_MAX || best_gain <= 1e-12 * yy) break;
+        sign[best] = -sign[best];
+    }
+    /* The final a from the chosen features (the loop ends after a fit with
+     * the current signs, but that fit's a was overwritten by the flips). */
+    for (size_t i = 0; i < k; ++i) {
+        c[i] = c2[FEATURE(i)];
+        for (size_t j = 0; j < k; ++j) G[i * k + j] = G2[FEATURE(i) * nf + FEATURE(j)];
+    }
+#undef FEATURE
+    if ((st = gram_solve(k, G, c, a, ws, &explained))) goto done;
+    for (size_t i = 0; i < k; ++i)
+        for (size_t j = 0; j < d; ++j) W_out[i * d + j] = sign[i] * W[i * d + j];
+    if (rss) residuals(n, d, X, y, k, act, W_out, a, Z, rss, NULL);
+done:
+    free(Z);
+    free(F);
+    free(G2);
+    free(c2);
+    free(G);
+    free(c);
+    free(ws);
+    free(sign);
+    return st;
+}
+
+sl_status sl_second_layer_fit(size_t n, size_t d, const double *X, const double *y, size_t k,
+                              sl_act act, const double *W, double *W_out, double *a, double *rss) {
+    sl_status st = check_fit_args(n, d, X, y, k, act, W, "second layer");
+    if (st) return st;
+    if (!W_out || !a) return sl_error(SL_EINVAL, "second layer: missing argument");
+    if (!sl_all_finite(k * d, W))
+        return sl_error(SL_EINVAL, "second layer: the directions have non-finite entries");
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    st = second_layer(n, d, X, y, k, act, W, W_out, a, rss);
+    openblas_set_num_threads(blas_threads);
+    return st;
+}
+
+/* ---- the pipeline ------------------------------------------------------------------- */
+
+/* Everything one run owns, released in one place. */
+typedef struct run {
+    const sl_recover_options *opt;
+    sl_recover_result *res;
+    size_t n, d, k, ntr, nho;
+    double *Xtr, *ytr, *Xho, *yho; /* the split (copies) */
+    const double *truthW;          /* kt x d, or NULL */
+    size_t kt;
+    double *M;    /* d x k: U |Lambda|^{1/2}, maps whitened columns back */
+    double *Wbuf; /* k x d workspace of the monitor */
+    /* Warnings, one per line. */
+    char *warn;
+    size_t warn_len;
+} run;
+
+static void run_free(run *r) {
+    free(r->Xtr);
+    free(r->ytr);
+    free(r->Xho);
+    free(r->yho);
+    free(r->M);
+    free(r->Wbuf);
+    free(r->warn);
+}
+
+/* Records a warning and passes it to the caller's callback. */
+static void warn(run *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void warn(run *r, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (r->opt->message) r->opt->message(line, r->opt->ctx);
+    const size_t len = strlen(line);
+    char *p = realloc(r->warn, r->warn_len + len + 2);
+    if (!p) return; /* a lost warning is not worth failing the run */
+    r->warn = p;
+    memcpy(r->warn + r->warn_len, line, len);
+    r->warn_len += len;
+    r->warn[r->warn_len++] = '\n';
+    r->warn[r->warn_len] = '\0';
+}
+
+static int compare_size(const void *a, const void *b) {
+    const size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The seeded split: nho rows held out, the others fitted, each part in the
+ * original row order. */
+static sl_status split_rows(run *r, const double *X, const double *y) {
+    const size_t n = r->n, d = r->d, nho = r->nho, ntr = r->ntr;
+    size_t *perm = malloc(n * sizeof *perm);
+    r->Xtr = malloc(ntr * d * sizeof *r->Xtr);
+    r->ytr = malloc(ntr * sizeof *r->ytr);
+    if (nho) {
+        r->Xho = malloc(nho * d * sizeof *r->Xho);
+        r->yho = malloc(nho * sizeof *r->yho);
+    }
+    if (!perm || !r->Xtr || !r->ytr || (nho && (!r->Xho || !r->yho))) {
+        free(perm);
+        return sl_error(SL_ENOMEM, "out of memory for %zu x %zu samples", n, d);
+    }
+    for (size_t i = 0; i < n; ++i) perm[i] = i;
+    if (nho) {
+        gsl_rng *rng = sl_rng_alloc(r->opt->seed, STREAM_SPLIT);
+        if (!rng) {
+            free(perm);
+            return SL_ENOMEM;
+        }
+        gsl_ran_shuffle(rng, perm, n, sizeof *perm);
+        gsl_rng_free(rng);
+        qsort(perm, nho, sizeof *perm, compare_size);
+        qsort(perm + nho, ntr, sizeof *perm, compare_size);
+    }
+    for (size_t i = 0; i < nho; ++i) {
+        memcpy(r->Xho + i * d, X + perm[i] * d, d * sizeof *X);
+        r->yho[i] = y[perm[i]];
+    }
+    for (size_t i = 0; i < ntr; ++i) {
+        memcpy(r->Xtr + i * d, X + perm[nho + i] * d, d * sizeof *X);
+        r->ytr[i] = y[perm[nho + i]];
+    }
+    free(perm);
+    return SL_OK;
+}
+
+/* err_max of k rows against the truth; 1 (the worst) for a degenerate
+ * estimate, so a monitor never fails a run over a zero column. */
+static double err_max_of(const run *r, const double *W) {
+    sl_recovery_error e;
+    if (sl_recovery_error_compute(r->k, r->kt, r->d, W, r->truthW, &e) != SL_OK) {
+        sl_error_clear();
+        return 1.0;
+    }
+    return e.err_max;
+}
+
+/* Whitened columns B (k x k, column j = b_j) to rows W = B' M' (k x d). */
+static void map_back(const run *r, const double *B, double *W) {
+    const int k = (int)r->k, d = (int)r->d;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, k, d, k, 1.0, B, k, r->M, k, 0.0, W, d);
+}
+
+static double monitor_landscape(size_t nparam, const double *x, void *data) {
+    run *r = data;
+    (void)nparam;
+    map_back(r, x, r->Wbuf);
+    return err_max_of(r, r->Wbuf);
+}
+
+static double monitor_l2(size_t nparam, const double *x, void *data) {
+    (void)nparam;
+    return err_max_of(data, x);
+}
+
+static void scores_progress(double fraction, void *ctx) {
+    const sl_recover_options *opt = ctx;
+    opt->progress("scores", fraction, opt->ctx);
+}
+
+static void sgd_progress(double fraction, void *ctx) {
+    const sl_recover_options *opt = ctx;
+    opt->progress("sgd", fraction, opt->ctx);
+}
+
+/* The optimiser's options for this run: the caller's, with the seed, the
+ * monitor and the progress of this run. */
+static void sgd_options_for(run *r, sl_sgd_options *so, sl_monitor_fn monitor, size_t nsamples,
+                            int tensor) {
+    *so = r->opt->sgd;
+    if (tensor) so->batch = 1;
+    if (so->epochs == 0 && so->batch > 0) {
+        const size_t batch = so->batch < nsamples ? so->batch : nsamples;
+        const size_t per_epoch = (nsamples + batch - 1) / batch;
+        so->epochs = tensor ? TENSOR_EPOCHS : (MIN_STEPS + per_epoch - 1) / per_epoch;
+    }
+    so->seed = sl_rng_derive(r->opt->seed, STREAM_SGD);
+    so->monitor = r->truthW ? monitor : NULL;
+    so->monitor_data = r->truthW ? r : NULL;
+    so->progress = r->opt->progress ? sgd_progress : NULL;
+    so->progress_ctx = (void *)r->opt;
+}
+
+static sl_status run_l2(run *r) {
+    const size_t k = r->k, d = r->d, np = k * d + k;
+    sl_recover_result *res = r->res;
+    sl_sgd_options so;
+    sgd_options_for(r, &so, monitor_l2, r->ntr, 0);
+    so.projection = SL_PROJ_NONE;
+    so.rows = so.cols = 0;
+    if (!(so.init_scale > 0.0)) so.init_scale = 1.0 / sqrt((double)d);
+    sl_l2 *L = NULL;
+    sl_status st = sl_l2_alloc(r->ntr, d, r->Xtr, r->ytr, k, r->opt->act,
+                               so.batch < r->ntr ? so.batch : r->ntr, &L);
+    if (st) return st;
+    double t0 = now_seconds();
+    st = sl_sgd_minimize(&so, sl_l2_objective, L, r->ntr, np, NULL, &res->sgd);
+    res->seconds_sgd = now_seconds() - t0;
+    sl_l2_free(L);
+    if (st) return st;
+    memcpy(res->W_hat, res->sgd->x, k * d * sizeof *res->W_hat);
+    memcpy(res->a_hat, res->sgd->x + k * d, k * sizeof *res->a_hat);
+    if (r->truthW) {
+        res->restart_error = malloc(res->sgd->restarts * sizeof *res->restart_error);
+        if (!res->restart_error) return sl_error(SL_ENOMEM, "out of memory");
+        for (size_t i = 0; i < res->sgd->restarts; ++i)
+            res->restart_error[i] = err_max_of(r, res->sgd->restart_x + i * np);
+    }
+    return SL_OK;
+}
+
+/* The warnings about M2 and the signal, before any optimisation. */
+static void check_moments(run *r, const sl_moments *m) {
+    const size_t k = r->k;
+    const double *ev = m->evals;
+    if (fabs(ev[k - 1]) < WEAK_UNIT * fabs(ev[0]))
+        warn(r,
+             "weak unit: eigenvalue %zu of M2 is %.3g, %.3g of the largest (%.3g); whitening "
+             "multiplies its noise by the square of the inverse ratio",
+             k, ev[k - 1], fabs(ev[k - 1] / ev[0]), ev[0]);
+    if (k < r->d && fabs(ev[k]) > NO_GAP * fabs(ev[k - 1]))
+        warn(r,
+             "no clear gap in the spectrum of M2: eigenvalue %zu is %.3g, eigenvalue %zu is %.3g; "
+             "the span of W is poorly determined (too few samples, or k too large)",
+             k + 1, ev[k], k, ev[k - 1]);
+    size_t pos = 0, neg = 0;
+    double top = 0.0;
+    for (size_t i = 0; i < k; ++i) {
+        pos += m->signal[i] > 0.0;
+        neg += m->signal[i] < 0.0;
+        top = fmax(top, fabs(m->signal[i]));
+    }
+    const char *hint = r->opt->loss == SL_RECOVER_LANDSCAPE ? "; try the sign-free loss" : "";
+    if (pos && neg && r->opt->loss == SL_RECOVER_LANDSCAPE)
+        warn(r,
+             "mixed signs: %zu of the %zu signal coefficients are positive and %zu negative, so "
+             "the single-sign landscape loss cannot fit every unit%s",
+             pos, k, neg, hint);
+    for (size_t i = 0; i < k; ++i)
+        if (fabs(m->signal[i]) < WEAK_SIGNAL * top)
+            warn(r,
+                 "weak signal: coefficient %zu of the fourth-order signal is %.3g, %.3g of the "
+                 "largest; its direction may not be found%s",
+                 i + 1, m->signal[i], top > 0.0 ? fabs(m->signal[i]) / top : 0.0, hint);
+    if (!(top > 0.0)) warn(r, "no fourth-order signal: every coefficient is zero%s", hint);
+}
+
+/* T from exact scores along the chosen route. */
+static sl_status exact_tensor(run *r, sl_moments *m, sl_recover_route route) {
+    const sl_dist *dist = r->opt->score_opt.dist;
+    const size_t k = r->k, d = r->d, n = r->ntr;
+    if (route == SL_ROUTE_FULL) return sl_moments_tensor_dist(m, dist, r->Xtr, m->P);
+    sl_dist *marg = NULL;
+    sl_status st = sl_dist_marginal(dist, k, m->U, &marg);
+    if (st) return st;
+    double *Z = malloc(n * k * sizeof *Z), *V = calloc(k * k, sizeof *V);
+    if (!Z || !V) {
+        st = sl_error(SL_ENOMEM, "out of memory for the %zu x %zu projected samples", n, k);
+    } else {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)d, 1.0, r->Xtr,
+                    (int)d, m->U, (int)k, 0.0, Z, (int)k);
+        for (size_t i = 0; i < k; ++i) V[i * k + i] = 1.0 / sqrt(fabs(m->evals[i]));
+        st = sl_moments_tensor_dist(m, marg, Z, V);
+    }
+    free(Z);
+    free(V);
+    sl_dist_free(marg);
+    return st;
+}
+
+/* Which route T takes; warns where the automatic choice falls back. */
+static sl_status choose_route(run *r, sl_recover_route *route) {
+    const sl_recover_options *opt = r->opt;
+    const int exact = opt->score == &sl_score_exact;
+    if (!exact) {
+        if (opt->route == SL_ROUTE_FULL || opt->route == SL_ROUTE_PROJECTED)
+            return sl_error(SL_EINVAL,
+                            "route %s needs exact scores (score method exact with a "
+                            "distribution); %s scores give the locally quadratic S_4",
+                            sl_recover_route_name(opt->route), opt->score->name);
+        *route = SL_ROUTE_QUADRATIC;
+        return SL_OK;
+    }
+    const sl_dist *dist = opt->score_opt.dist;
+    const unsigned caps = sl_dist_caps(dist);
+    if (!(caps & SL_DIST_SMOOTH))
+        warn(r,
+             "%s is not smooth: Stein's identities need a smooth density, so the moments are "
+             "biased at its kinks",
+             sl_dist_name(dist));
+    switch (opt->route) {
+    case SL_ROUTE_FULL:
+        if (!(caps & SL_DIST_SCORE4))
+            return sl_error(SL_EINVAL,
+                            "route full needs the exact S_4 of the input distribution, which %s "
+                            "does not provide (try route projected)",
+                            sl_dist_name(dist));
+        *route = SL_ROUTE_FULL;
+        return SL_OK;
+    case SL_ROUTE_PROJECTED:
+    case SL_ROUTE_QUADRATIC:
+        *route = opt->route;
+        return SL_OK;
+    case SL_ROUTE_AUTO:
+        break;
+    }
+    if (caps & SL_DIST_SCORE4) {
+        *route = SL_ROUTE_FULL;
+        return SL_OK;
+    }
+    /* Is the marginal known? Asked with the first k coordinate axes. */
+    double *E = calloc(r->d * r->k, sizeof *E);
+    if (!E) return sl_error(SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->k; ++i) E[i * r->k + i] = 1.0;
+    sl_dist *marg = NULL;
+    sl_status st = sl_dist_marginal(dist, r->k, E, &marg);
+    free(E);
+    sl_dist_free(marg);
+    if (st == SL_OK) {
+        *route = SL_ROUTE_PROJECTED;
+        return SL_OK;
+    }
+    if (st != SL_EUNSUPPORTED) return st;
+    sl_error_clear();
+    warn(r,
+         "%s has no exact S_4 and no known marginal: T uses the locally quadratic S_4 from "
+         "(g, H), which drops the third and fourth log-derivatives",
+         sl_dist_name(dist));
+    *route = SL_ROUTE_QUADRATIC;
+    return SL_OK;
+}
+
+static sl_status run_landscape(run *r) {
+    const sl_recover_options *opt = r->opt;
+    sl_recover_result *res = r->res;
+    const size_t k = r->k, d = r->d;
+    sl_recover_route route = SL_ROUTE_QUADRATIC;
+    sl_status st = choose_route(r, &route);
+    if (st) return st;
+    res->route = route;
+
+    /* Scores at the fitted samples. */
+    sl_score_options sopt = opt->score_opt;
+    sopt.seed = sl_rng_derive(opt->seed, STREAM_SCORES);
+    sopt.progress = opt->progress ? scores_progress : NULL;
+    sopt.progress_ctx = (void *)opt;
+    sl_scores *scores = NULL;
+    double t0 = now_seconds();
+    st = sl_score_estimate(opt->score, &sopt, r->ntr, d, r->Xtr, r->ntr, NULL, &scores);
+    res->seconds_scores = now_seconds() - t0;
+    if (st) return sl_error_prefix(st, "scores: ");
+    if (scores->regularised)
+        warn(r, "%s: %zu of %zu points needed regularisation of their local fit", scores->method,
+             scores->regularised, scores->n);
+
+    /* Moments, T and the signal. */
+    sl_moments *m = NULL;
+    sl_landscape *L = NULL;
+    t0 = now_seconds();
+    st = sl_moments_compute(scores, r->ytr, k, &m);
+    sl_scores_free(scores);
+    if (!st && route != SL_ROUTE_QUADRATIC) st = exact_tensor(r, m, route);
+    if (!st) st = sl_moments_signal(m);
+    res->seconds_moments = now_seconds() - t0;
+    if (st) goto done;
+    res->nevals = k + 1 < d ? k + 1 : d;
+    res->m2_evals = malloc(res->nevals * sizeof *res->m2_evals);
+    res->signal = malloc(k * sizeof *res->signal);
+    r->M = malloc(d * k * sizeof *r->M);
+    r->Wbuf = malloc(k * d * sizeof *r->Wbuf);
+    if (!res->m2_evals || !res->signal || !r->M || !r->Wbuf) {
+        st = sl_error(SL_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(res->m2_evals, m->evals, res->nevals * sizeof *m->evals);
+    memcpy(res->signal, m->signal, k * sizeof *m->signal);
+    for (size_t i = 0; i < d; ++i)
+        for (size_t j = 0; j < k; ++j) r->M[i * k + j] = m->U[i * k + j] * sqrt(fabs(m->evals[j]));
+    check_moments(r, m);
+
+    /* The mode and the loss. */
+    int tensor;
+    switch (opt->mode) {
+    case SL_MODE_TENSOR:
+        tensor = 1;
+        break;
+    case SL_MODE_MINIBATCH:
+        if (opt->loss == SL_RECOVER_SIGNFREE) {
+            st = sl_error(SL_EINVAL, "the sign-free loss runs on the tensor T only, not on "
+                                     "minibatches");
+            goto done;
+        }
+        if (route != SL_ROUTE_QUADRATIC)
+            warn(r,
+                 "minibatch mode uses the locally quadratic S_4 of (g, H), not the exact T of "
+                 "the %s route (which gave the sign and the signal only)",
+                 sl_recover_route_name(route));
+        tensor = 0;
+        break;
+    default:
+        tensor = route != SL_ROUTE_QUADRATIC || opt->loss == SL_RECOVER_SIGNFREE;
+    }
+    res->tensor_mode = tensor;
+    if (opt->loss == SL_RECOVER_SIGNFREE && opt->sgd.projection != SL_PROJ_ORTHONORMAL)
+        warn(r, "the sign-free loss without the orthonormal constraint rewards columns that "
+                "collapse onto the strongest direction; use the orthonormal constraint");
+    sl_landscape_options lo = opt->landscape;
+    lo.kind = opt->loss == SL_RECOVER_SIGNFREE ? SL_LOSS_SIGNFREE : SL_LOSS_LANDSCAPE;
+    lo.tensor = tensor;
+    const size_t nsamples = tensor ? opt->tensor_steps : r->ntr;
+    sl_sgd_options so;
+    sgd_options_for(r, &so, monitor_landscape, nsamples, tensor);
+    so.rows = so.cols = k;
+    if (!(so.init_scale > 0.0)) so.init_scale = 1.0;
+    const size_t max_batch = so.batch < nsamples ? so.batch : nsamples;
+    if ((st = sl_landscape_alloc(m, &lo, max_batch, &L))) goto done;
+    res->sign = lo.kind == SL_LOSS_LANDSCAPE ? sl_landscape_sign(L) : 0;
+
+    t0 = now_seconds();
+    st = sl_sgd_minimize(&so, sl_landscape_objective, L, nsamples, k * k, NULL, &res->sgd);
+    res->seconds_sgd = now_seconds() - t0;
+    if (st) goto done;
+    if (r->truthW) {
+        res->restart_error = malloc(res->sgd->restarts * sizeof *res->restart_error);
+        if (!res->restart_error) {
+            st = sl_error(SL_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < res->sgd->restarts; ++i) {
+            map_back(r, res->sgd->restart_x + i * k * k, r->Wbuf);
+            res->restart_error[i] = err_max_of(r, r->Wbuf);
+        }
+    }
+
+    /* Directions, then signs and the second layer on the fitted rows. */
+    map_back(r, res->sgd->x, res->W_hat);
+    for (size_t i = 0; i < k; ++i) {
+        const double nrm = cblas_dnrm2((int)d, res->W_hat + i * d, 1);
+        if (!(nrm > 0.0)) {
+            st = sl_error(SL_ENUMERIC, "direction %zu came out zero (column %zu of B vanished)",
+                          i + 1, i + 1);
+            goto done;
+        }
+        cblas_dscal((int)d, 1.0 / nrm, res->W_hat + i * d, 1);
+    }
+    t0 = now_seconds();
+    st = sl_second_layer_fit(r->ntr, d, r->Xtr, r->ytr, k, opt->act, res->W_hat, res->W_hat,
+                             res->a_hat, NULL);
+    res->seconds_second_layer = now_seconds() - t0;
+done:
+    sl_landscape_free(L);
+    sl_moments_free(m);
+    return st;
+}
+
+static sl_status check_recover_options(const sl_recover_options *opt, size_t n, size_t d,
+                                       const double *X, const double *y) {
+    if (!X || !y) return sl_error(SL_EINVAL, "no samples given");
+    if (n == 0 || d == 0) return sl_error(SL_EINVAL, "no samples (n = %zu, d = %zu)", n, d);
+    if (d > INT_MAX || n > INT_MAX)
+        return sl_error(SL_EINVAL, "%zu samples of dimension %zu are too many", n, d);
+    if (opt->k == 0 || opt->k > d)
+        return sl_error(SL_EINVAL, "k = %zu hidden units: need 1 <= k <= d = %zu", opt->k, d);
+    if ((int)opt->loss < 0 || (int)opt->loss > SL_RECOVER_L2)
+        return sl_error(SL_EINVAL, "unknown loss %d", (int)opt->loss);
+    if ((int)opt->act < 0 || (int)opt->act >= SL_ACT_COUNT)
+        return sl_error(SL_EINVAL, "unknown activation %d", (int)opt->act);
+    if (!(opt->holdout >= 0.0 && opt->holdout < 1.0))
+        return sl_error(SL_EINVAL, "held-out fraction must be in [0, 1), got %g", opt->holdout);
+    if (opt->loss != SL_RECOVER_L2) {
+        if (!opt->score) return sl_error(SL_EINVAL, "no score method given");
+        if (opt->score == &sl_score_exact && !opt->score_opt.dist)
+            return sl_error(SL_EINVAL, "score method exact needs a distribution");
+        if ((int)opt->route < SL_ROUTE_AUTO || (int)opt->route > SL_ROUTE_QUADRATIC)
+            return sl_error(SL_EINVAL, "unknown route %d", (int)opt->route);
+        if ((int)opt->mode < SL_MODE_AUTO || (int)opt->mode > SL_MODE_MINIBATCH)
+            return sl_error(SL_EINVAL, "unknown mode %d", (int)opt->mode);
+        if (opt->tensor_steps == 0) return sl_error(SL_EINVAL, "tensor_steps must be at least 1");
+        /* The loss is homogeneous of degree 4 in B: unconstrained and
+         * unpenalised, its columns run off to zero or infinity. */
+        if (opt->sgd.projection == SL_PROJ_NONE && !(opt->landscape.lambda > 0.0))
+            return sl_error(SL_EINVAL, "without a constraint on the columns the loss needs the "
+                                       "norm penalty lambda > 0");
+    }
+    if (opt->truth) {
+        const sl_network *t = opt->truth;
+        if (!t->W || t->k == 0) return sl_error(SL_EINVAL, "the truth network has no hidden units");
+        if (t->d != d)
+            return sl_error(SL_EINVAL, "the truth has %zu inputs but the samples have d = %zu",
+                            t->d, d);
+    }
+    if (!sl_all_finite(n * d, X) || !sl_all_finite(n, y))
+        return sl_error(SL_ENUMERIC, "the samples contain a non-finite value");
+    return SL_OK;
+}
+
+sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const double *X,
+                     const double *y, sl_recover_result **out) {
+    if (!out) return sl_error(SL_EINVAL, "no output pointer given");
+    *out = NULL;
+    if (!opt) return sl_error(SL_EINVAL, "no options given");
+    sl_status st = check_recover_options(opt, n, d, X, y);
+    if (st) return st;
+    const size_t k = opt->k;
+    run r = {.opt = opt, .n = n, .d = d, .k = k};
+    r.nho = (size_t)floor(opt->holdout * (double)n + 0.5);
+    r.ntr = n - r.nho;
+    if (r.ntr < 2 * k + 2 || r.ntr < 2)
+        return sl_error(SL_EINVAL,
+                        "%zu samples leave %zu to fit after holding out %zu: too few for k = %zu",
+                        n, r.ntr, r.nho, k);
+    if (opt->truth) {
+        r.truthW = opt->truth->W;
+        r.kt = opt->truth->k;
+    }
+    sl_recover_result *res = calloc(1, sizeof *res);
+    if (!res) return sl_error(SL_ENOMEM, "out of memory");
+    r.res = res;
+    res->k = k;
+    res->d = d;
+    res->n_train = r.ntr;
+    res->n_holdout = r.nho;
+    res->holdout_error = NAN;
+    res->train_error = NAN;
+    res->route = SL_ROUTE_QUADRATIC;
+    res->W_hat = malloc(k * d * sizeof *res->W_hat);
+    res->a_hat = malloc(k * sizeof *res->a_hat);
+    if (!res->W_hat || !res->a_hat) {
+        st = sl_error(SL_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = split_rows(&r, X, y))) goto done;
+    /* Every module restores the thread count it finds; one BLAS thread here
+     * keeps the small products of this file (mapping back, the monitor)
+     * independent of the thread count too. */
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    st = opt->loss == SL_RECOVER_L2 ? run_l2(&r) : run_landscape(&r);
+    openblas_set_num_threads(blas_threads);
+    if (st) goto done;
+    res->final_loss = res->sgd->loss;
+    if (r.truthW) {
+        if ((st = sl_recovery_error_compute(k, r.kt, d, res->W_hat, r.truthW, &res->error)))
+            goto done;
+        res->have_error = 1;
+    }
+    /* Prediction errors; constant labels leave them undefined (NAN). */
+    if (sl_prediction_error(r.ntr, d, r.Xtr, r.ytr, k, opt->act, res->W_hat, res->a_hat,
+                            &res->train_error) != SL_OK)
+        res->train_error = NAN;
+    if (r.nho && sl_prediction_error(r.nho, d, r.Xho, r.yho, k, opt->act, res->W_hat, res->a_hat,
+                                     &res->holdout_error) != SL_OK)
+        res->holdout_error = NAN;
+    sl_error_clear();
+    res->warnings = r.warn;
+    r.warn = NULL;
+done:
+    run_free(&r);
+    if (st) {
+        sl_recover_result_free(res);
+        return st;
+    }
+    *out = res;
+    return SL_OK;
+}
