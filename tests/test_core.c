@@ -8,6 +8,7 @@
 
 #include <gsl/gsl_randist.h>
 
+#include "core/linalg.h"
 #include "scoreloss/csv.h"
 #include "scoreloss/rng.h"
 #include "scoreloss/status.h"
@@ -256,6 +257,43 @@ START_TEST(csv_write_failures_leave_no_damage) {
 }
 END_TEST
 
+/* The symmetric eigen-solver on both of its paths (Jacobi up to 64, LAPACK's
+ * dsyevr above): A V = V diag(w), V orthonormal, w descending, for a random
+ * symmetric matrix with a repeated eigenvalue pair mixed in. */
+START_TEST(sym_eigen_both_paths) {
+    const size_t sizes[] = {5, 64, 65, 300};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; ++t) {
+        const size_t d = sizes[t];
+        double *A = malloc(d * d * sizeof *A), *V = malloc(d * d * sizeof *V);
+        double *w = malloc(d * sizeof *w);
+        ck_assert(A && V && w);
+        gsl_rng *r = sl_rng_alloc(7, t);
+        for (size_t i = 0; i < d; ++i)
+            for (size_t j = 0; j <= i; ++j) A[i * d + j] = A[j * d + i] = gsl_ran_gaussian(r, 1.0);
+        gsl_rng_free(r);
+        ck_assert_int_eq(sl_sym_eigen(d, A, w, V), SL_OK);
+        double scale = fabs(w[0]) + fabs(w[d - 1]), worst = 0.0, orth = 0.0;
+        for (size_t i = 0; i + 1 < d; ++i) ck_assert(w[i] >= w[i + 1]);
+        for (size_t i = 0; i < d; ++i)
+            for (size_t c = 0; c < d; ++c) {
+                double av = 0.0, vv = 0.0;
+                for (size_t k = 0; k < d; ++k) {
+                    av += A[i * d + k] * V[k * d + c];
+                    vv += V[k * d + i] * V[k * d + c];
+                }
+                worst = fmax(worst, fabs(av - w[c] * V[i * d + c]));
+                orth = fmax(orth, fabs(vv - (i == c ? 1.0 : 0.0)));
+            }
+        /* Backward-stable solvers: residuals of a few d eps |A|. */
+        ck_assert_msg(worst < 1e-12 * scale * (double)d, "d = %zu: residual %g", d, worst);
+        ck_assert_msg(orth < 1e-12 * (double)d, "d = %zu: V'V - I %g", d, orth);
+        free(A);
+        free(V);
+        free(w);
+    }
+}
+END_TEST
+
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
@@ -267,6 +305,7 @@ static Suite *core_suite(void) {
     tcase_add_loop_test(tc, csv_bad_inputs, 0, (int)(sizeof bad_csv / sizeof bad_csv[0]));
     tcase_add_test(tc, csv_missing_things);
     tcase_add_test(tc, csv_write_failures_leave_no_damage);
+    tcase_add_test(tc, sym_eigen_both_paths);
     suite_add_tcase(s, tc);
     return s;
 }

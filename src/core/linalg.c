@@ -37,13 +37,56 @@ sl_status sl_spd_inverse(size_t d, const double *A, double *Ainv, double *logdet
     return SL_OK;
 }
 
+/* OpenBLAS's thread control (declared here: its cblas.h clashes with GSL's). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+/* Above this size Jacobi's O(d^3) sweeps (tens of them) cost too much: a
+ * 2500 x 2500 unfolding of a k = 50 fourth moment took over ten minutes. */
+#define SL_JACOBI_MAX 64
+
+/* LAPACK's dsyevr with OpenBLAS on one thread, whose kernels give the same
+ * bits every run; eigenvalues reordered to descending. */
+static sl_status sym_eigen_lapack(size_t d, const double *A, double *w, double *V) {
+    double *a = malloc(d * d * sizeof *a), *z = malloc(d * d * sizeof *z);
+    double *wa = malloc(d * sizeof *wa);
+    lapack_int *isuppz = malloc(2 * d * sizeof *isuppz);
+    sl_status st = SL_OK;
+    if (!a || !z || !wa || !isuppz)
+        st = sl_error(SL_ENOMEM, "out of memory in eigen-decomposition");
+    if (st == SL_OK) {
+        memcpy(a, A, d * d * sizeof *A);
+        lapack_int m = 0;
+        const int threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        lapack_int info =
+            LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'A', 'U', (lapack_int)d, a, (lapack_int)d, 0.0,
+                           0.0, 0, 0, 0.0, &m, wa, z, (lapack_int)d, isuppz);
+        openblas_set_num_threads(threads);
+        if (info != 0 || (size_t)m != d)
+            st = sl_error(SL_ENUMERIC, "symmetric eigen-decomposition failed (dsyevr info %d)",
+                          (int)info);
+    }
+    if (st == SL_OK)
+        for (size_t i = 0; i < d; ++i) {
+            w[i] = wa[d - 1 - i];
+            for (size_t r = 0; r < d; ++r) V[r * d + i] = z[r * d + (d - 1 - i)];
+        }
+    free(a);
+    free(z);
+    free(wa);
+    free(isuppz);
+    return st;
+}
+
 sl_status sl_sym_eigen(size_t d, const double *A, double *w, double *V) {
+    if (d > SL_JACOBI_MAX) return sym_eigen_lapack(d, A, w, V);
     /* GSL's Jacobi solver: LAPACK's dsyevd/dsyev and GSL's symmv all go
      * through OpenBLAS's level-2 kernels (dsymv/dsyr2), whose last bits
      * changed with OPENBLAS_NUM_THREADS even on 3 x 3 matrices (measured),
      * which broke thread-count independence of everything downstream. Jacobi
      * rotations are plain loops, accurate to high relative precision, and
-     * cheap at the sizes used here (d x d with d up to a few hundred). */
+     * cheap for small d (above SL_JACOBI_MAX: dsyevr on one BLAS thread). */
     gsl_matrix *a = gsl_matrix_alloc(d, d), *evec = gsl_matrix_alloc(d, d);
     gsl_vector *eval = gsl_vector_alloc(d);
     sl_status st = SL_OK;
