@@ -624,18 +624,20 @@ expect_csv rw.csv 2 "a,$(names w 3)"
 expect_csv rtr.csv 80 "restart,step,epoch,loss,grad_norm,error,seconds,full"
 NUM='-?[0-9][0-9.e+-]*'
 for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2" \
-    "method: loss landscape, scores exact of gauss, route full, tensor mode, constraint sphere, activation relu, mu 0.5" \
+    "method: loss landscape, scores exact of gauss, route full, tensor mode, constraint orthonormal, activation relu, mu 0.5" \
     "error: $NUM \(max form\), [0-2] of 2 true directions found; min form $NUM" \
     "worst matched angle: $NUM degrees" \
     "M2 eigenvalues: $NUM $NUM \| $NUM \(after \| : the largest outside the span\)" \
     "signal: $NUM $NUM \(sign used -1\)" \
+    "T\(b,b,b,b\) along the directions found: $NUM $NUM" \
+    "T\(u,u,u,u\) along the true whitened directions: $NUM $NUM" \
     "held-out prediction error: $NUM \(relative MSE on 400 rows; $NUM on the fitted rows\)" \
     "final loss: $NUM \(restart [1-4] of 4\); restarts:( $NUM){4}; their errors:( $NUM){4}" \
     "sgd: 8000 steps, stopped by epochs" \
     "seconds: scores $NUM, moments $NUM, sgd $NUM, second layer $NUM"; do
     check "recover summary has /$line/" grep -Eqx "$line" rsum.txt
 done
-check "recover summary: 10 lines, no warning" test "$(wc -l <rsum.txt)" -eq 10
+check "recover summary: 12 lines, no warning" test "$(wc -l <rsum.txt)" -eq 12
 # n = 3600 fitted rows with exact scores: the error is about 0.004 (1 - cos of
 # a few degrees); 0.05 would mean a direction was missed.
 check "recover: both directions within err_max 0.05" \

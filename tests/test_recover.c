@@ -414,6 +414,52 @@ START_TEST(recover_gauss) {
 }
 END_TEST
 
+/* The landscape on N(0, I), d = k = 5, orthonormal W, Hermite scores (exact
+ * there) on the whole tensor, n = 5 x 10^5 (error of the global minimum
+ * 0.0024): the share of 20 random initialisations that find every direction
+ * with err_max < 0.01, per constraint and mu. Measured (README, census;
+ * 50 restarts at n = 2 x 10^6): orthonormal 50 of 50 at every mu; sphere
+ * 50 of 50 at mu = 0.5, 30 at 1.5, 4 at 5 (two columns collapsed onto one
+ * direction are a local minimum when mu > 1, METHOD.md section 4). Bounds:
+ * the issue's 95% for the defaults; at mu = 5 on the sphere, at most half. */
+typedef struct census_case {
+    sl_projection projection;
+    double mu;
+    size_t min_found, max_found; /* of 20 restarts */
+} census_case;
+
+static const census_case census_cases[] = {
+    {SL_PROJ_ORTHONORMAL, 0.5, 19, 20},
+    {SL_PROJ_SPHERE, 0.5, 19, 20},
+    {SL_PROJ_SPHERE, 5.0, 0, 10},
+};
+
+START_TEST(landscape_census_gauss) {
+    const census_case *c = &census_cases[_i];
+    planted p = plant("gauss", 500000, 5, 5, "orthonormal", 2);
+    sl_recover_options opt;
+    sl_recover_options_default(&opt);
+    opt.k = 5;
+    opt.score = &sl_score_hermite;
+    opt.mode = SL_MODE_TENSOR;
+    opt.holdout = 0.0;
+    opt.landscape.mu = c->mu;
+    opt.sgd.projection = c->projection;
+    opt.sgd.restarts = 20;
+    opt.truth = p.net;
+    sl_recover_result *r = NULL;
+    ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
+    size_t found = 0;
+    for (size_t i = 0; i < r->sgd->restarts; ++i) found += r->restart_error[i] < 0.01;
+    ck_assert_msg(found >= c->min_found && found <= c->max_found,
+                  "%s mu %g: %zu of 20 restarts found every direction (expected %zu to %zu)",
+                  c->projection == SL_PROJ_SPHERE ? "sphere" : "orthonormal", c->mu, found,
+                  c->min_found, c->max_found);
+    sl_recover_result_free(r);
+    planted_free(&p);
+}
+END_TEST
+
 /* On N(0, I) the three routes to T are the same algebra: the exact S_4 is
  * the fourth Hermite tensor (no third or fourth log-derivatives, so the
  * locally quadratic S_4 of Hermite scores is exact), and its contraction
@@ -586,6 +632,8 @@ static Suite *recover_suite(void) {
     tcase_add_loop_test(tc, l2_gradient, 0, SL_ACT_COUNT);
     tcase_add_test(tc, l2_invalid);
     tcase_add_loop_test(tc, recover_gauss, 0, sizeof e2e_cases / sizeof e2e_cases[0]);
+    tcase_add_loop_test(tc, landscape_census_gauss, 0,
+                        sizeof census_cases / sizeof census_cases[0]);
     tcase_add_test(tc, routes_agree_gauss);
     tcase_add_test(tc, recover_warnings);
     tcase_add_loop_test(tc, recover_l2_identity, 0, 3);

@@ -126,7 +126,7 @@ typedef struct sl_recover_options {
     sl_recover_mode mode;   /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
     sl_landscape_options landscape;
-    /* The optimiser. For the landscape losses projection (default sphere;
+    /* The optimiser. For the landscape losses projection (default orthonormal;
      * the sign-free loss wants orthonormal and warns otherwise; none needs
      * landscape.lambda > 0), rows and cols (k x k) are set here; in tensor mode every step sees the
      * whole tensor, batch is ignored and an epoch is tensor_steps steps. For
@@ -161,8 +161,15 @@ typedef struct sl_recover_result {
     double *restart_error;   /* err_max of every restart's final point (sgd->restarts), or NULL */
     /* Moments (landscape losses; NULL / 0 for l2). */
     size_t nevals;
-    double *m2_evals;       /* the top min(k + 1, d) eigenvalues of M2 by absolute value */
-    double *signal;         /* k whitened signal coefficients */
+    double *m2_evals; /* the top min(k + 1, d) eigenvalues of M2 by absolute value */
+    double *signal;   /* k whitened signal coefficients (eigenvalues of T's unfolding) */
+    /* T(b, b, b, b) along each recovered whitened direction b (unit), and,
+     * with a truth, along each true one (P'w_i normalised; kt values): the
+     * whitened coefficients c_i / D_i^2 where the optimiser ended and where
+     * it should have. NULL for l2. */
+    double *found_signal; /* k */
+    double *truth_signal; /* truth's k, or NULL */
+    size_t ntruth_signal;
     int sign;               /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
     sl_recover_route route; /* where T came from */
     int tensor_mode;        /* 1 when the loss ran on T */

@@ -50,9 +50,9 @@ static const cli_option options[] = {
      "direction)"},
     {"lambda", 0, CLI_VALUE, "L", "0", "penalty lambda sum_j (|b_j|^2 - 1)^2, >= 0"},
     {"constraint", 0, CLI_VALUE, "NAME", "auto",
-     "columns b_j kept on the sphere (unit columns), orthonormal (QR retraction) or none; auto: "
-     "sphere for landscape, orthonormal for signfree (on the sphere its columns collapse onto "
-     "the strongest direction)"},
+     "columns b_j kept orthonormal (QR retraction), on the sphere (unit columns) or none (needs "
+     "--lambda); auto: orthonormal (on the sphere, mu > 1 lets columns collapse onto one "
+     "direction, and the sign-free loss always does)"},
     {"lr", 0, CLI_VALUE, "RATE", "0.01", "Adam learning rate, > 0"},
     {"batch", 0, CLI_VALUE, "B", "256", "minibatch size (minibatch mode and l2)"},
     {"epochs", 0, CLI_VALUE, "E", "auto",
@@ -237,12 +237,11 @@ static int parse(const cli_args *args, settings *s) {
     static const sl_recover_route route_of[] = {SL_ROUTE_AUTO, SL_ROUTE_FULL, SL_ROUTE_PROJECTED,
                                                 SL_ROUTE_QUADRATIC};
     static const sl_recover_mode mode_of[] = {SL_MODE_AUTO, SL_MODE_TENSOR, SL_MODE_MINIBATCH};
-    static const sl_projection proj_of[] = {SL_PROJ_SPHERE, SL_PROJ_SPHERE, SL_PROJ_ORTHONORMAL,
-                                            SL_PROJ_NONE};
+    static const sl_projection proj_of[] = {SL_PROJ_ORTHONORMAL, SL_PROJ_SPHERE,
+                                            SL_PROJ_ORTHONORMAL, SL_PROJ_NONE};
     o->route = route_of[route];
     o->mode = mode_of[mode];
-    o->sgd.projection = constraint == 0 && o->loss == SL_RECOVER_SIGNFREE ? SL_PROJ_ORTHONORMAL
-                                                                          : proj_of[constraint];
+    o->sgd.projection = proj_of[constraint];
     sl_status st = sl_score_type_from_name(cli_value(args, "score"), &o->score);
     if (st)
         return cli_option_error(args, "score",
@@ -427,6 +426,16 @@ static void summarise(text *t, const settings *s, const sl_recover_result *r, si
             put(t, " (sign used %+d)\n", r->sign);
         else
             put(t, " (the sign-free loss uses none)\n");
+        if (r->found_signal) {
+            put(t, "T(b,b,b,b) along the directions found:");
+            for (size_t i = 0; i < k; ++i) put(t, " %.4g", r->found_signal[i]);
+            put(t, "\n");
+        }
+        if (r->truth_signal) {
+            put(t, "T(u,u,u,u) along the true whitened directions:");
+            for (size_t i = 0; i < r->ntruth_signal; ++i) put(t, " %.4g", r->truth_signal[i]);
+            put(t, "\n");
+        }
     } else {
         put(t, "M2 eigenvalues: none (the l2 loss uses no moments)\n");
     }

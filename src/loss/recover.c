@@ -105,8 +105,8 @@ void sl_recover_options_default(sl_recover_options *opt) {
     opt->mode = SL_MODE_AUTO;
     sl_landscape_options_default(&opt->landscape);
     sl_sgd_options_default(&opt->sgd);
-    opt->sgd.epochs = 0; /* automatic */
-    opt->sgd.projection = SL_PROJ_SPHERE;
+    opt->sgd.epochs = 0;                       /* automatic */
+    opt->sgd.projection = SL_PROJ_ORTHONORMAL; /* measured better: see README, census */
     opt->sgd.restarts = 4;
     opt->sgd.init_scale = 0.0; /* chosen per loss */
     opt->tensor_steps = 100;
@@ -122,6 +122,8 @@ void sl_recover_result_free(sl_recover_result *r) {
     free(r->restart_error);
     free(r->m2_evals);
     free(r->signal);
+    free(r->found_signal);
+    free(r->truth_signal);
     sl_sgd_result_free(r->sgd);
     free(r->warnings);
     free(r);
@@ -530,14 +532,31 @@ static void check_moments(run *r, const sl_moments *m) {
     if (pos && neg && r->opt->loss == SL_RECOVER_LANDSCAPE)
         warn(r,
              "mixed signs: %zu of the %zu signal coefficients are positive and %zu negative, so "
-             "the single-sign landscape loss cannot fit every unit%s",
+             "the single-sign landscape loss cannot fit every unit on the sphere (with k "
+             "orthonormal columns the last is forced onto the remaining direction), unless the "
+             "minority sign is noise in T: compare T along the directions found%s",
              pos, k, neg, hint);
+    /* One line however many are weak (k can be 50). */
+    size_t weak = 0, first = k;
+    double wmin = INFINITY, wmax = 0.0;
     for (size_t i = 0; i < k; ++i)
-        if (fabs(m->signal[i]) < WEAK_SIGNAL * top)
-            warn(r,
-                 "weak signal: coefficient %zu of the fourth-order signal is %.3g, %.3g of the "
-                 "largest; its direction may not be found%s",
-                 i + 1, m->signal[i], top > 0.0 ? fabs(m->signal[i]) / top : 0.0, hint);
+        if (fabs(m->signal[i]) < WEAK_SIGNAL * top) {
+            if (first == k) first = i;
+            ++weak;
+            wmin = fmin(wmin, fabs(m->signal[i]));
+            wmax = fmax(wmax, fabs(m->signal[i]));
+        }
+    if (weak == 1 && top > 0.0)
+        warn(r,
+             "weak signal: coefficient %zu of the fourth-order signal is %.3g, %.3g of the "
+             "largest; its direction may not be found%s",
+             first + 1, m->signal[first], fabs(m->signal[first]) / top, hint);
+    else if (weak > 1 && top > 0.0)
+        warn(r,
+             "weak signal: %zu of the %zu coefficients of the fourth-order signal are below %g of "
+             "the largest (|c| from %.3g to %.3g against %.3g); their directions may not be "
+             "found%s",
+             weak, k, WEAK_SIGNAL, wmin, wmax, top, hint);
     if (!(top > 0.0)) warn(r, "no fourth-order signal: every coefficient is zero%s", hint);
 }
 
@@ -623,6 +642,42 @@ static sl_status choose_route(run *r, sl_recover_route *route) {
          "(g, H), which drops the third and fourth log-derivatives",
          sl_dist_name(dist));
     *route = SL_ROUTE_QUADRATIC;
+    return SL_OK;
+}
+
+/* T(b, b, b, b) for unit b: along the columns of the best restart and the
+ * whitened true directions P'w_i / |P'w_i|. */
+static sl_status directional_signal(run *r, const sl_moments *m) {
+    sl_recover_result *res = r->res;
+    const size_t k = r->k, d = r->d;
+    res->found_signal = malloc(k * sizeof *res->found_signal);
+    double *b = malloc(k * sizeof *b);
+    if (!res->found_signal || !b) {
+        free(b);
+        return sl_error(SL_ENOMEM, "out of memory");
+    }
+    for (size_t j = 0; j < k; ++j) {
+        for (size_t i = 0; i < k; ++i) b[i] = res->sgd->x[i * k + j];
+        const double nrm = cblas_dnrm2((int)k, b, 1);
+        if (nrm > 0.0) cblas_dscal((int)k, 1.0 / nrm, b, 1);
+        res->found_signal[j] = sl_moments_contract(m, b, b, b, b);
+    }
+    if (r->truthW) {
+        res->truth_signal = malloc(r->kt * sizeof *res->truth_signal);
+        if (!res->truth_signal) {
+            free(b);
+            return sl_error(SL_ENOMEM, "out of memory");
+        }
+        res->ntruth_signal = r->kt;
+        for (size_t i = 0; i < r->kt; ++i) {
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)d, (int)k, 1.0, m->P, (int)k,
+                        r->truthW + i * d, 1, 0.0, b, 1);
+            const double nrm = cblas_dnrm2((int)k, b, 1);
+            if (nrm > 0.0) cblas_dscal((int)k, 1.0 / nrm, b, 1);
+            res->truth_signal[i] = nrm > 0.0 ? sl_moments_contract(m, b, b, b, b) : 0.0;
+        }
+    }
+    free(b);
     return SL_OK;
 }
 
@@ -727,6 +782,11 @@ static sl_status run_landscape(run *r) {
             res->restart_error[i] = err_max_of(r, r->Wbuf);
         }
     }
+
+    /* The fourth moment along the directions found and, with a truth, along
+     * the true ones: whether a unit was missed for want of signal shows
+     * here. */
+    if ((st = directional_signal(r, m))) goto done;
 
     /* Directions, then signs and the second layer on the fitted rows. */
     map_back(r, res->sgd->x, res->W_hat);
