@@ -33,6 +33,8 @@ test: deps $(TESTBUILD)/build.ninja
 bench: build
 	./$(BUILD)/bench/bench_csv
 	./$(BUILD)/bench/bench_llsfe
+	./$(BUILD)/bench/bench_loss
+	bench/bench_recover.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -460,6 +460,32 @@ START_TEST(landscape_census_gauss) {
 }
 END_TEST
 
+/* No signal: gmm2 with W = I has c_i = 0 exactly (the marginal
+ * 1/2 N(1, 1) + 1/2 N(-1, 1) has q''(0) = 0, METHOD.md section 2). With exact
+ * scores the optimiser still returns directions (measured err_max 0.11 at
+ * n = 10^5, both "found"), but T along them is within 3 standard errors of
+ * zero (-1.05 +- 0.63, -0.66 +- 0.71) and the tool says so. */
+START_TEST(no_signal_flagged) {
+    planted p = plant("gmm2", 100000, 2, 2, "identity", 1);
+    sl_recover_options opt;
+    sl_recover_options_default(&opt);
+    opt.k = 2;
+    opt.score = &sl_score_exact;
+    opt.score_opt.dist = p.dist;
+    opt.truth = p.net;
+    sl_recover_result *r = NULL;
+    ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
+    ck_assert_ptr_nonnull(r->found_signal_se);
+    for (size_t j = 0; j < 2; ++j)
+        ck_assert_msg(fabs(r->found_signal[j]) < 3.0 * r->found_signal_se[j], "%g +- %g",
+                      r->found_signal[j], r->found_signal_se[j]);
+    ck_assert_ptr_nonnull(r->warnings);
+    ck_assert_ptr_nonnull(strstr(r->warnings, "no significant signal: along 2 of the 2"));
+    sl_recover_result_free(r);
+    planted_free(&p);
+}
+END_TEST
+
 /* On N(0, I) the three routes to T are the same algebra: the exact S_4 is
  * the fourth Hermite tensor (no third or fourth log-derivatives, so the
  * locally quadratic S_4 of Hermite scores is exact), and its contraction
@@ -632,6 +658,7 @@ static Suite *recover_suite(void) {
     tcase_add_loop_test(tc, l2_gradient, 0, SL_ACT_COUNT);
     tcase_add_test(tc, l2_invalid);
     tcase_add_loop_test(tc, recover_gauss, 0, sizeof e2e_cases / sizeof e2e_cases[0]);
+    tcase_add_test(tc, no_signal_flagged);
     tcase_add_loop_test(tc, landscape_census_gauss, 0,
                         sizeof census_cases / sizeof census_cases[0]);
     tcase_add_test(tc, routes_agree_gauss);

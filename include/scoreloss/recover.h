@@ -168,7 +168,12 @@ typedef struct sl_recover_result {
      * whitened coefficients c_i / D_i^2 where the optimiser ended and where
      * it should have. NULL for l2. */
     double *found_signal; /* k */
-    double *truth_signal; /* truth's k, or NULL */
+    /* The standard error of each found_signal value, from the per-sample
+     * terms y_j S_4(x_j)(b, b, b, b) of the same S_4 the loss used: a value
+     * within a few of these of zero is no signal, whatever the optimiser
+     * returned. */
+    double *found_signal_se; /* k */
+    double *truth_signal;    /* truth's k, or NULL */
     size_t ntruth_signal;
     int sign;               /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
     sl_recover_route route; /* where T came from */

@@ -428,7 +428,10 @@ static void summarise(text *t, const settings *s, const sl_recover_result *r, si
             put(t, " (the sign-free loss uses none)\n");
         if (r->found_signal) {
             put(t, "T(b,b,b,b) along the directions found:");
-            for (size_t i = 0; i < k; ++i) put(t, " %.4g", r->found_signal[i]);
+            for (size_t i = 0; i < k; ++i) {
+                put(t, " %.4g", r->found_signal[i]);
+                if (r->found_signal_se) put(t, " (se %.2g)", r->found_signal_se[i]);
+            }
             put(t, "\n");
         }
         if (r->truth_signal) {

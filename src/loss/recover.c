@@ -123,6 +123,7 @@ void sl_recover_result_free(sl_recover_result *r) {
     free(r->m2_evals);
     free(r->signal);
     free(r->found_signal);
+    free(r->found_signal_se);
     free(r->truth_signal);
     sl_sgd_result_free(r->sgd);
     free(r->warnings);
@@ -681,6 +682,108 @@ static sl_status directional_signal(run *r, const sl_moments *m) {
     return SL_OK;
 }
 
+/* The standard errors of found_signal: per-sample terms y_j S_4(x_j)(b^4)
+ * of the S_4 behind T (the locally quadratic one from P'g and P'HP, or the
+ * distribution's or its marginal's exact one), summed in sample order. A
+ * significance test of each coefficient against zero: the tool's own check
+ * that a direction carries signal (gmm2 with W = I has none, METHOD.md
+ * section 2). */
+static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route route) {
+    sl_recover_result *res = r->res;
+    const size_t k = r->k, d = r->d, n = r->ntr;
+    const sl_dist *dist = r->opt->score_opt.dist;
+    sl_dist *marg = NULL;
+    sl_status st = SL_OK;
+    if (route == SL_ROUTE_PROJECTED) st = sl_dist_marginal(dist, k, m->U, &marg);
+    const size_t dv = route == SL_ROUTE_PROJECTED ? k : d; /* the S_4's dimension */
+    res->found_signal_se = malloc(k * sizeof *res->found_signal_se);
+    double *vals = malloc(n * sizeof *vals), *b = malloc(k * sizeof *b),
+           *v = malloc(dv * sizeof *v);
+    if (!st && (!res->found_signal_se || !vals || !b || !v))
+        st = sl_error(SL_ENOMEM, "out of memory");
+    for (size_t j = 0; j < k && st == SL_OK; ++j) {
+        for (size_t i = 0; i < k; ++i) b[i] = res->sgd->x[i * k + j];
+        const double nrm = cblas_dnrm2((int)k, b, 1);
+        if (nrm > 0.0) cblas_dscal((int)k, 1.0 / nrm, b, 1);
+        /* The direction in the S_4's own coordinates. */
+        if (route == SL_ROUTE_FULL)
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)k, 1.0, m->P, (int)k, b, 1, 0.0,
+                        v, 1);
+        else if (route == SL_ROUTE_PROJECTED)
+            for (size_t i = 0; i < k; ++i) v[i] = b[i] / sqrt(fabs(m->evals[i]));
+        int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+        {
+            double *z = route == SL_ROUTE_PROJECTED ? malloc(k * sizeof *z) : NULL;
+            if (route == SL_ROUTE_PROJECTED && !z) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                failed = 1;
+            }
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (size_t s = 0; s < n; ++s) {
+                double s4 = 0.0;
+                if (route == SL_ROUTE_QUADRATIC) {
+                    double u = 0.0, q = 0.0;
+                    const double *g = m->Gw + s * k, *H = m->Hw + s * k * k;
+                    for (size_t a = 0; a < k; ++a) {
+                        u += g[a] * b[a];
+                        double hb = 0.0;
+                        for (size_t c = 0; c < k; ++c) hb += H[a * k + c] * b[c];
+                        q += b[a] * hb;
+                    }
+                    s4 = u * u * u * u + 6.0 * q * u * u + 3.0 * q * q;
+                } else if (route == SL_ROUTE_FULL) {
+                    if (sl_dist_scores(dist, r->Xtr + s * d, 1, v, NULL, NULL, NULL, &s4))
+                        failed = 1;
+                } else if (z) {
+                    for (size_t a = 0; a < k; ++a)
+                        z[a] = cblas_ddot((int)d, r->Xtr + s * d, 1, m->U + a, (int)k);
+                    if (sl_dist_scores(marg, z, 1, v, NULL, NULL, NULL, &s4)) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                        failed = 1;
+                    }
+                }
+                vals[s] = r->ytr[s] * s4;
+            }
+            free(z);
+        }
+        if (failed) {
+            st = sl_error(SL_ECALLBACK, "the exact S_4 along direction %zu failed on a sample",
+                          j + 1);
+            break;
+        }
+        double mean = 0.0, var = 0.0;
+        for (size_t s = 0; s < n; ++s) mean += vals[s];
+        mean /= (double)n;
+        for (size_t s = 0; s < n; ++s) var += (vals[s] - mean) * (vals[s] - mean);
+        res->found_signal_se[j] = n > 1 ? sqrt(var / (double)(n - 1) / (double)n) : NAN;
+    }
+    free(vals);
+    free(b);
+    free(v);
+    sl_dist_free(marg);
+    if (st) return st;
+    /* The significance check. */
+    size_t none = 0;
+    for (size_t j = 0; j < k; ++j)
+        none += !(fabs(res->found_signal[j]) > 3.0 * res->found_signal_se[j]);
+    if (none)
+        warn(r,
+             "no significant signal: along %zu of the %zu directions found T(b,b,b,b) is within "
+             "3 standard errors of zero; those directions are fitted noise (or the signal is too "
+             "weak for n)",
+             none, k);
+    return SL_OK;
+}
+
 static sl_status run_landscape(run *r) {
     const sl_recover_options *opt = r->opt;
     sl_recover_result *res = r->res;
@@ -787,6 +890,7 @@ static sl_status run_landscape(run *r) {
      * the true ones: whether a unit was missed for want of signal shows
      * here. */
     if ((st = directional_signal(r, m))) goto done;
+    if ((st = directional_se(r, m, route))) goto done;
 
     /* Directions, then signs and the second layer on the fitted rows. */
     map_back(r, res->sgd->x, res->W_hat);
