@@ -419,9 +419,9 @@ END_TEST
  * 0.0024): the share of 20 random initialisations that find every direction
  * with err_max < 0.01, per constraint and mu. Measured (README, census;
  * 50 restarts at n = 2 x 10^6): orthonormal 50 of 50 at every mu; sphere
- * 50 of 50 at mu = 0.5, 30 at 1.5, 4 at 5 (two columns collapsed onto one
- * direction are a local minimum when mu > 1, METHOD.md section 4). Bounds:
- * the issue's 95% for the defaults; at mu = 5 on the sphere, at most half. */
+ * 50 of 50 at mu = 0.5, 27 at 1.5, 5 at 5 (30 and 4 with the exact route) (two columns collapsed
+ * onto one direction are a local minimum when mu > 1, METHOD.md section 4). Bounds: the issue's 95%
+ * for the defaults; at mu = 5 on the sphere, at most half. */
 typedef struct census_case {
     sl_projection projection;
     double mu;
