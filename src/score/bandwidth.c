@@ -52,11 +52,12 @@
  *   student  h 0.776 both, g error 0.0127 both (all samples 0.0234 -> 0.0226)
  * (the g errors above are relative MSEs), and kde, which takes the
  * minimiser, on gauss h 0.149 -> 0.298, g error 0.0174 -> 0.0076, S_2
- * median 0.90 -> 0.13 (agmm: h 0.133 both);
- * and the choice took about half the time (gauss 330 s -> 185 s on two
- * busy cores; the whole estimate 360 s both, the fit at 0.946 itself
- * taking 170 s; agmm 307 s -> 117 s, gmm2 438 s -> 172 s, student
- * 572 s -> 202 s). Up to n = 10^4 nothing changed. Rejected on the
+ * median 0.90 -> 0.13 (agmm: h 0.133 both). The choice got faster: the
+ * whole llsfe estimate on gauss took 307 s -> 226 s on two shared cores,
+ * run back to back, though the final fit at h = 0.946 alone takes 121 s
+ * (14 s at 0.149), so the choice itself went from about 290 s to 105 s;
+ * kde on agmm 112 s -> 96 s. Up to n = 10^4 nothing changed, and at
+ * n = 16000 (gauss, gmm2, d = 2) the choices stayed. Rejected on the
  * measurements (per-point terms of all n points held out at n = 10^4,
  * resampled 200 times to 4000): a wider preference at the old size (the
  * widest within 2 standard errors) lost elsewhere, gmm2, d = 2: error
