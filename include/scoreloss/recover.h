@@ -159,6 +159,11 @@ typedef struct sl_recover_result {
     int have_error;
     sl_recovery_error error; /* when a truth was given */
     double *restart_error;   /* err_max of every restart's final point (sgd->restarts), or NULL */
+    /* Every restart's final point in input space (sgd->restarts x k x d): for
+     * the landscape losses the whitened columns mapped back, rows proportional
+     * to U |Lambda|^{1/2} b_i (not normalised; before signs and the second
+     * layer), for l2 the trained W. */
+    double *restart_W;
     /* Moments (landscape losses; NULL / 0 for l2). */
     size_t nevals;
     double *m2_evals; /* the top min(k + 1, d) eigenvalues of M2 by absolute value */

@@ -120,6 +120,7 @@ void sl_recover_result_free(sl_recover_result *r) {
     free(r->W_hat);
     free(r->a_hat);
     free(r->restart_error);
+    free(r->restart_W);
     free(r->m2_evals);
     free(r->signal);
     free(r->found_signal);
@@ -499,11 +500,17 @@ static sl_status run_l2(run *r) {
     if (st) return st;
     memcpy(res->W_hat, res->sgd->x, k * d * sizeof *res->W_hat);
     memcpy(res->a_hat, res->sgd->x + k * d, k * sizeof *res->a_hat);
+    const size_t R = res->sgd->restarts;
+    res->restart_W = malloc(R * k * d * sizeof *res->restart_W);
+    if (!res->restart_W) return sl_error(SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < R; ++i)
+        memcpy(res->restart_W + i * k * d, res->sgd->restart_x + i * np,
+               k * d * sizeof *res->restart_W);
     if (r->truthW) {
-        res->restart_error = malloc(res->sgd->restarts * sizeof *res->restart_error);
+        res->restart_error = malloc(R * sizeof *res->restart_error);
         if (!res->restart_error) return sl_error(SL_ENOMEM, "out of memory");
-        for (size_t i = 0; i < res->sgd->restarts; ++i)
-            res->restart_error[i] = err_max_of(r, res->sgd->restart_x + i * np);
+        for (size_t i = 0; i < R; ++i)
+            res->restart_error[i] = err_max_of(r, res->restart_W + i * k * d);
     }
     return SL_OK;
 }
@@ -874,16 +881,22 @@ static sl_status run_landscape(run *r) {
     st = sl_sgd_minimize(&so, sl_landscape_objective, L, nsamples, k * k, NULL, &res->sgd);
     res->seconds_sgd = now_seconds() - t0;
     if (st) goto done;
+    /* Every restart's end point in input space (the census clusters them). */
+    res->restart_W = malloc(res->sgd->restarts * k * d * sizeof *res->restart_W);
+    if (!res->restart_W) {
+        st = sl_error(SL_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < res->sgd->restarts; ++i)
+        map_back(r, res->sgd->restart_x + i * k * k, res->restart_W + i * k * d);
     if (r->truthW) {
         res->restart_error = malloc(res->sgd->restarts * sizeof *res->restart_error);
         if (!res->restart_error) {
             st = sl_error(SL_ENOMEM, "out of memory");
             goto done;
         }
-        for (size_t i = 0; i < res->sgd->restarts; ++i) {
-            map_back(r, res->sgd->restart_x + i * k * k, r->Wbuf);
-            res->restart_error[i] = err_max_of(r, r->Wbuf);
-        }
+        for (size_t i = 0; i < res->sgd->restarts; ++i)
+            res->restart_error[i] = err_max_of(r, res->restart_W + i * k * d);
     }
 
     /* The fourth moment along the directions found and, with a truth, along
