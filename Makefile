@@ -4,7 +4,7 @@ BUILD      ?= build
 TESTBUILD  ?= build-test
 MESON      ?= meson
 
-.PHONY: all deps build demo test bench clean format
+.PHONY: all deps build demo test bench clean format fuzz memcheck
 
 all: build
 
@@ -35,6 +35,18 @@ bench: build
 	./$(BUILD)/bench/bench_llsfe
 	./$(BUILD)/bench/bench_loss
 	bench/bench_recover.sh $(BUILD)
+
+# libFuzzer targets (clang, ASan + UBSan) for the CSV reader, the distribution
+# specifications and parameter files, and the sweep configuration parser,
+# each run for FUZZ_SECONDS (scripts/fuzz.sh).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/fuzz.sh
+
+# The command-line tests under valgrind memcheck on a debug build without
+# sanitizers (scripts/memcheck.sh; MEMCHECK_EVERY=N: valgrind on every Nth process).
+memcheck:
+	sh scripts/memcheck.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

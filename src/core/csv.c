@@ -4,6 +4,7 @@
  * and converts the fields of all rows in parallel; the first error in file
  * order is the one reported, so messages do not depend on the thread count. */
 #include "scoreloss/csv.h"
+#include "scoreloss/memlimit.h"
 
 #include <ctype.h>
 #include <strings.h>
@@ -51,8 +52,15 @@ static sl_status read_all(const char *path, char **buf, size_t *len) {
         return sl_error(SL_EIO, "%s: is a directory, not a CSV file", path);
     }
     size_t cap = 1 << 16, n = 0;
-    if (!is_stdin && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
+    if (!is_stdin && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
         cap = (size_t)sb.st_size + 1;
+        /* The text; the line table and the values are checked once counted. */
+        sl_status st = sl_mem_check(cap, path);
+        if (st) {
+            fclose(f);
+            return sl_error_prefix(st, "reading ");
+        }
+    }
     char *b = malloc(cap + 1);
     if (!b) {
         if (!is_stdin) fclose(f);
@@ -144,7 +152,12 @@ typedef struct {
 /* Splits buf into lines, dropping a trailing \r. */
 static sl_status collect_lines(const char *path, const char *buf, size_t len, line_ref **lines,
                                size_t *nlines) {
-    size_t cap = 1024, n = 0;
+    /* Counted first, so the table is allocated once and checked against the
+     * memory limit: short lines make it larger than the text. */
+    size_t cap = 1, n = 0;
+    for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; ++p) ++cap;
+    sl_status st = sl_mem_check(sl_mem_mul(cap, sizeof(line_ref)), "the line table");
+    if (st) return sl_error_prefix(st, "%s: ", path);
     line_ref *L = malloc(cap * sizeof *L);
     if (!L) return sl_error(SL_ENOMEM, "%s: out of memory", path);
     size_t pos = 0, lineno = 0;
@@ -333,6 +346,10 @@ sl_status sl_csv_read(const char *path, sl_table **out) {
     const size_t cols = t->cols;
     if (rows > SIZE_MAX / sizeof(double) / cols) {
         st = sl_error(SL_ENOMEM, "%s: too large", path);
+        goto fail;
+    }
+    if ((st = sl_mem_check(sl_mem_doubles(rows * cols), "the values"))) {
+        sl_error_prefix(st, "%s: %zu x %zu: ", path, rows, cols);
         goto fail;
     }
     t->data = malloc(rows * cols * sizeof *t->data);
@@ -562,7 +579,7 @@ static size_t format_row(const double *row, size_t cols, char *buf) {
         double v = row[j];
         /* Exact small integers print as such; everything else with 17
          * significant digits, which reads back to the same double. */
-        if (v == (double)(long long)v && fabs(v) < 1e15)
+        if (fabs(v) < 1e15 && v == (double)(long long)v) /* range first: the cast is UB beyond */
             n += (size_t)sprintf(buf + n, "%lld", (long long)v);
         else
             n += (size_t)sprintf(buf + n, "%.17g", v);

@@ -4,9 +4,14 @@
  * expected squared error of g_h up to a constant that does not depend on h
  * (integration by parts, Hyvarinen 2005), so its minimiser over a grid is the
  * bandwidth whose scores are closest to the truth, found without knowing p.
- * div g is taken by central differences of g_h itself (step h / 4): the
- * estimator's own tr H, which would be 2d + 1 times cheaper, is a different
- * function of h and measured useless here: with the default shrinkage it chose
+ * div g is the divergence of g_h itself: at a fixed h from the estimator's
+ * derivative in the query point (llsfe.c, sl_kernel_scores_div: one pass
+ * for the moments, one more for a skewness term; for kde it is tr H), with
+ * a knn:K bandwidth by central differences (step h / 4, 2d + 1 evaluations
+ * per point). The two agree to the differences' O(step^2) error
+ * (tests/test_accuracy.c). The estimator's own tr H is, for llsfe, a
+ * different function of h (it lacks the skewness term and the prior's
+ * share) and measured useless here: with the default shrinkage it chose
  * the smallest bandwidth of the grid on student, logistic, gmm2 and gauss
  * inputs (d = 2, n = 4000: g-errors 1.3 to 3.1 against 0.003 to 0.04 at the
  * best). A single held-out fifth was too noisy (student: 1.45 times the best
@@ -66,6 +71,51 @@
  * signal, which is in the tails (1% trimmed on gauss, d = 2: a seventh
  * to a quarter of the true differences).
  *
+ * Cost. Each grid bandwidth takes, per fold, the moments of the held-out
+ * points against the training set, llsfe's pooled covariance (1000 samples
+ * against it) and the skewness pass, all O(d^2) per pair; llsfe's prior
+ * weight then climbs its ladder and the grid again, 4 to 8 more whole
+ * objectives. With 2d + 1 evaluations per held-out point (central
+ * differences) and the sqrt(n) growth above, logistic d = 6, n = 5 10^4
+ * ran over 13 minutes (4.5 CPU minutes, unfinished) and d = 10, n = 10^4
+ * took 99 CPU seconds; at n = 10^5, d = 10 the held-out x training pairs
+ * were 21 x 12645 x 31622 per bandwidth, hours. Now:
+ * - div g from the derivative (above): 2 passes instead of 2d + 1 (kde: 1);
+ *   d = 10, n = 10^4: 99 -> 24 CPU seconds, the same bandwidth (2.57);
+ *   bench_accuracy --quick (d = 2, 5; n = 10^3, 10^4, seed 31): every
+ *   kde and llsfe choice the same but llsfe on student, d = 2, n = 1000
+ *   (h 1.66 -> 2.10, g error within r <= 2 0.043 -> 0.055, where the best
+ *   fixed h tried at the default weight, 0.93, gives 0.023: the
+ *   objective, over all samples, weighs the heavy tails; the tie rule of
+ *   llsfe.c flips on this input between the two, see there); kde's choice
+ *   4 to 12 times faster.
+ * - a cap: held-out x training pairs per bandwidth at most
+ *   SL_AUTO_PAIRS_D2 / d^2 (work per pair ~ d^2), i.e. the sqrt(n) growth
+ *   stops at n = 2.5 10^5 for d = 2 (so the measurements above stand), at
+ *   4 10^4 for d = 5, 2.8 10^4 for d = 6, and at 10^4 for d = 10, where
+ *   the choice then costs what it costs at n = 10^4 (about 30 CPU
+ *   seconds) for any n. Measured at logistic, d = 10, n = 3 10^4:
+ *   capped (800 held out per fold, 10^4 training) h 2.40, g error within
+ *   r <= 2 0.0591, 29 CPU seconds; uncapped (1385, 17320) the same h in
+ *   64. The fixed grid at the default weight gives 0.0387 (1.20), 0.0366
+ *   (1.51), 0.0458 (1.90), 0.0592 (2.40), 0.0731 (3.02): the choice is
+ *   1.6 times the best there with or without the cap (the objective weighs
+ *   all samples, the one-standard-error rule the wide side), an open
+ *   question of the objective, not of its cost.
+ * - the final fit (llsfe.c): all pairs also beyond 4 10^8 pairs when the
+ *   cutoff ball holds 6% of the sample or more.
+ * Release build, two shared (heavily loaded) cores, CPU seconds, whole
+ * estimate (choice + fit), logistic inputs, seed 1:
+ *   d = 10, n = 10^4:    99 -> 24 (h 2.57 both)
+ *   d = 6, n = 5 10^4:   over 270 unfinished -> 44 (choice 36, fit 8 at
+ *                        h = 1.86 by all pairs; by neighbours about 80)
+ *   d = 10, n = 10^5:    hours (21 x 12645 x 31622 pairs per bandwidth)
+ *                        -> 87 (choice 30, fit 55 by all pairs)
+ *   d = 2, n = 10^5:     92 (choice 72, fit 20; h 0.86)
+ * At n = 10^6, d = 10 the choice costs what it costs at 10^5, but the fit
+ * at the chosen fixed h (about 1.9, whose cutoff ball holds most of the
+ * sample) is 10^12 pairs by any strategy: there knn:K is the bandwidth.
+ *
  * With a bandwidth that is not automatic (fixed, const:C or knn:K) the grid is
  * that one bandwidth: its held-out objective, which is how llsfe.c chooses
  * its prior weight. A knn:K bandwidth becomes knn:K n_train / n in the
@@ -84,6 +134,7 @@
 #define SL_AUTO_HELDOUT 4000 /* held-out points in all folds, up to n = SL_AUTO_FULL */
 #define SL_AUTO_FULL 10000   /* beyond it both sets grow like sqrt(n) (see above) */
 #define SL_AUTO_FOLDS 5
+#define SL_AUTO_PAIRS_D2 4.0e9 /* the cost cap: at most this / d^2 pairs per bandwidth */
 
 /* The standard error of the mean of a - b over M paired held-out terms. */
 static double paired_se(size_t M, const double *a, const double *b) {
@@ -105,13 +156,22 @@ sl_status sl_bandwidth_auto(sl_kernel_map map, const sl_score_options *opt, cons
      * SL_AUTO_HELDOUT sqrt(n / SL_AUTO_FULL) points are held out in all,
      * and the first nt permuted rows outside the fold train, at most
      * SL_AUTO_FULL sqrt(n / SL_AUTO_FULL) of them. */
-    const double grow = n > SL_AUTO_FULL ? sqrt((double)n / SL_AUTO_FULL) : 1.0;
+    double grow = n > SL_AUTO_FULL ? sqrt((double)n / SL_AUTO_FULL) : 1.0;
+    /* The cost cap: held out x training pairs per bandwidth at most
+     * SL_AUTO_PAIRS_D2 / d^2 (the work per pair grows like d^2), never
+     * below the sizes at n = SL_AUTO_FULL. */
+    const double pairs_max = SL_AUTO_PAIRS_D2 / ((double)d * (double)d);
+    if (grow > 1.0 && (double)SL_AUTO_HELDOUT * SL_AUTO_FULL * grow * grow > pairs_max)
+        grow = fmax(1.0, sqrt(pairs_max / ((double)SL_AUTO_HELDOUT * SL_AUTO_FULL)));
     size_t m = n / SL_AUTO_FOLDS, nt;
     const size_t mcap = (size_t)(SL_AUTO_HELDOUT * grow) / SL_AUTO_FOLDS;
     const size_t tcap = (size_t)(SL_AUTO_FULL * grow);
     if (m > mcap) m = mcap;
     nt = n - m < tcap ? n - m : tcap;
-    const size_t per = 2 * d + 1; /* x, then x +- eps e_a */
+    /* knn: x, then x +- eps e_a (central differences); a fixed h: x alone,
+     * div g from the estimator's derivative. */
+    const int fd = opt->bandwidth.kind == SL_BW_KNN;
+    const size_t per = fd ? 2 * d + 1 : 1;
     const double base = fit->scale * pow((double)n, -1.0 / ((double)d + 6.0));
     const double to_train = pow((double)n / (double)nt, 1.0 / ((double)d + 6.0));
     /* The grid: bandwidths for the full sample (K = 0), or one knn:K. */
@@ -174,6 +234,25 @@ sl_status sl_bandwidth_auto(sl_kernel_map map, const sl_score_options *opt, cons
             for (size_t i = 0; i < m; ++i) {
                 eps[i] = 0.25 * ht;
                 memcpy(Xq + i * d, X + perm[f * m + i] * d, d * sizeof *Xq);
+            }
+            if (!fd) {
+                /* eps receives div g at the held-out points. */
+                st = sl_kernel_scores_div(map, &o, fit, nt, d, Xt, m, Xq, ht, s, eps);
+                if (st) break;
+                double sum = 0.0;
+                for (size_t i = 0; i < m; ++i) {
+                    const double *g = s->G + i * d;
+                    double term = eps[i];
+                    for (size_t a = 0; a < d; ++a) term += 0.5 * g[a] * g[a];
+                    terms[k * m * SL_AUTO_FOLDS + f * m + i] = term;
+                    sum += term;
+                }
+                J[k] += sum / (double)(m * SL_AUTO_FOLDS);
+                if (opt->progress)
+                    opt->progress(0.3 * (double)(f * ngrid + k + 1) /
+                                      (double)(SL_AUTO_FOLDS * ngrid),
+                                  opt->progress_ctx);
+                continue;
             }
             if (K > 0) {
                 st = sl_kernel_scores(map, &o, fit, nt, d, Xt, m, Xq, ht, K, pilot);

@@ -92,6 +92,33 @@ int openblas_get_num_threads(void);
 /* Problems with more query-sample pairs than this use neighbours. */
 #define SL_ALLPAIRS_MAX_PAIRS 4.0e8
 
+/* ... or when the neighbourhoods of radius cutoff * h hold at least this
+ * share of the samples (reach_share): the neighbour search then visits
+ * most of the sample anyway, at a higher cost per pair. Measured (release,
+ * CPU seconds, llsfe at the samples): logistic d = 10, n = 3 10^4, h = 2.3:
+ * all pairs 5.2, neighbours 39.0; d = 6, n = 5 10^4, h = 1.5: 8.8 against
+ * 79.8; h = 0.6 (share 0.041): 8.9 against 6.1, i.e. about 3.6 ns per pair
+ * against 60 per neighbour. */
+#define SL_ALLPAIRS_MIN_SHARE 0.06
+
+/* The share of sample-query pairs within distance r, estimated from up to
+ * 64 evenly spaced queries against up to 4096 evenly spaced samples. */
+static double reach_share(size_t n, size_t d, const double *X, size_t nq, const double *Q,
+                          double r) {
+    const size_t a = nq < 64 ? nq : 64, b = n < 4096 ? n : 4096;
+    size_t inside = 0;
+    for (size_t i = 0; i < a; ++i) {
+        const double *q = Q + (i * nq / a) * d;
+        for (size_t j = 0; j < b; ++j) {
+            const double *x = X + (j * n / b) * d;
+            double r2 = 0.0;
+            for (size_t c = 0; c < d; ++c) r2 += (x[c] - q[c]) * (x[c] - q[c]);
+            inside += r2 <= r * r;
+        }
+    }
+    return a > 0 && b > 0 ? (double)inside / (double)(a * b) : 0.0;
+}
+
 /* Per-thread scratch for the map. */
 typedef struct {
     double *Sg, *mug, *S, *T, *tmp;
@@ -149,7 +176,8 @@ static int map_kde(const sl_gauss_fit *fit, size_t d, const double *q, double h,
         return 1;
     }
     for (size_t a = 0; a < d; ++a) mu[a] *= ih2;
-    for (size_t k = 0; k < d * d; ++k) Sig[k] *= ih2 * ih2;
+    for (size_t k = 0; k < d * d; ++k)
+        Sig[k] = (Sig[k] * ih2) * ih2; /* ih2 * ih2 overflows for h near 1e-151 */
     for (size_t a = 0; a < d; ++a) Sig[a * d + a] -= ih2;
     return 0;
 }
@@ -163,11 +191,21 @@ typedef struct {
     double kappa;     /* knn: the truncated kernel's variance over h^2 */
 } llsfe_prior;
 
+/* What the divergence of g needs from the map (sl_kernel_scores_div): the
+ * target T and the weight a1 = K0 / (K0 + nu0) of the point's own Sig in
+ * Sig_s = a1 Sig + (1 - a1) T; global = 1 when the point took the global
+ * Gaussian's scores instead (g = P (m - q), div g = -tr P). */
+typedef struct {
+    double a1;
+    double *T; /* d x d */
+    int global;
+} llsfe_deriv;
+
 /* In place: mu (d) and Sig (d x d) become llsfe's g and H. Returns 1 if the
- * point was regularised. */
+ * point was regularised. dv (may be NULL) receives what the divergence needs. */
 static int map_llsfe(const sl_gauss_fit *fit, const double *Pevec, const double *Peval, size_t d,
                      const double *q, double h, double K0, const llsfe_prior *pr, double *mu,
-                     double *Sig, map_work *w) {
+                     double *Sig, map_work *w, llsfe_deriv *dv) {
     const double ih2 = 1.0 / (h * h);
     int regularised = 0;
     /* Counted as regularised when its own local covariance is singular or
@@ -193,7 +231,14 @@ static int map_llsfe(const sl_gauss_fit *fit, const double *Pevec, const double 
         }
         const double a1 = K0 / (K0 + pr->nu0), a2 = 1.0 - a1;
         for (size_t k = 0; k < d * d; ++k) Sig[k] = a1 * Sig[k] + a2 * T[k];
+        if (dv) {
+            dv->a1 = a1;
+            memcpy(dv->T, T, d * d * sizeof *T);
+        }
+    } else if (dv) {
+        dv->a1 = 1.0;
     }
+    if (dv) dv->global = K0 <= 0;
     /* Sig^{-1} by Cholesky; a ridge in units of h^2 when it is not (safely)
      * positive definite: tiny pivots would turn noise into huge scores. */
     double ridge = 0.0;
@@ -207,6 +252,7 @@ static int map_llsfe(const sl_gauss_fit *fit, const double *Pevec, const double 
             /* A ridge of 10^8 h^2 did not help: Sig is beyond repair, so
              * the point takes the global Gaussian's local moments. */
             gaussian_tilted(fit, Pevec, Peval, d, q, h, Sig, mu, w->tmp);
+            if (dv) dv->global = 1;
             if (!safely_positive_definite(d, Sig, h, w->S)) {
                 for (size_t a = 0; a < d; ++a) Sig[a * d + a] += h * h;
                 safely_positive_definite(d, Sig, h, w->S);
@@ -321,9 +367,202 @@ static sl_status pooled_covariance(sl_strategy strategy, const sl_score_options 
     return SL_OK;
 }
 
-sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const sl_gauss_fit *fit,
-                           size_t n, size_t d, const double *X, size_t nq, const double *Q,
-                           double h, size_t K, sl_scores *out) {
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#include <immintrin.h>
+/* glibc's libmvec exp (as in moments_allpairs.c): gcc vectorises exp()
+ * only under -fno-math-errno for the whole file. */
+__attribute__((target("avx2"))) __m256d _ZGVdN4v_exp(__m256d x);
+
+__attribute__((target("avx2"))) static void exp_row_avx2(size_t m, double *e) {
+    const __m256d zero = _mm256_setzero_pd();
+    size_t j = 0;
+    for (; j + 4 <= m; j += 4)
+        _mm256_storeu_pd(e + j, _ZGVdN4v_exp(_mm256_min_pd(_mm256_loadu_pd(e + j), zero)));
+    for (; j < m; ++j) e[j] = exp(e[j] < 0.0 ? e[j] : 0.0);
+}
+#define SL_SKEW_AVX2 1
+#endif
+
+/* e[j] = exp(min(e[j], 0)) in place. */
+static void exp_row(size_t m, double *e) {
+#ifdef SL_SKEW_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        exp_row_avx2(m, e);
+        return;
+    }
+#endif
+    for (size_t j = 0; j < m; ++j) e[j] = exp(e[j] < 0.0 ? e[j] : 0.0);
+}
+
+/* The skewness term of llsfe's divergence (sl_kernel_scores_div): for each
+ * query i with centre c_i = q_i + mu_i, the lower Cholesky factor L_i of
+ * P_i = Sig_s^{-1} and g_i,
+ *   T3_i = sum_j w_ij (v' P_i v) (g_i' v) / sum_j w_ij,  v = x_j - c_i,
+ * over every sample (w_ij the kernel weight at q_i). As matrix products over
+ * a block of SKEW_QB queries and a tile of SKEW_NS samples, centred at the
+ * block's mean centre b: Y = (X - b) [L_1 .. L_B, (Q - b)', G'] gives
+ * L_i'(x_j - b), (x_j - b).(q_i - b) and g_i.(x_j - b) at once. Blocks and
+ * tiles are fixed by the sizes, the sums of each query run in a fixed order:
+ * the result does not depend on the thread count. skip[i] marks queries
+ * without the term. */
+#define SKEW_QB 16
+#define SKEW_NS 256
+
+static sl_status skew_term(size_t n, size_t d, const double *X, size_t nq, const double *Q,
+                           double h, const double *L, const double *C, const double *G,
+                           const unsigned char *skip, double *T3) {
+    const size_t nb = (nq + SKEW_QB - 1) / SKEW_QB, ncol = SKEW_QB * (d + 2);
+    const double i2h2 = 0.5 / (h * h);
+    int failed = 0;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel reduction(+ : failed)
+#endif
+    {
+        double *R = malloc(d * ncol * sizeof *R), *Y = malloc(SKEW_NS * ncol * sizeof *Y);
+        double *Xc = malloc(SKEW_NS * d * sizeof *Xc), *x2 = malloc(SKEW_NS * sizeof *x2);
+        double *lc = malloc(SKEW_QB * d * sizeof *lc), *Wt = malloc(SKEW_QB * SKEW_NS * sizeof *Wt);
+        double *b = malloc(d * sizeof *b), q2[SKEW_QB], gc[SKEW_QB], acc[SKEW_QB], wsum[SKEW_QB];
+        if (!R || !Y || !Xc || !x2 || !lc || !Wt || !b) {
+            failed = 1;
+        } else {
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+            for (size_t blk = 0; blk < nb; ++blk) {
+                const size_t i0 = blk * SKEW_QB, B = nq - i0 < SKEW_QB ? nq - i0 : SKEW_QB;
+                for (size_t a = 0; a < d; ++a) {
+                    b[a] = 0.0;
+                    for (size_t i = 0; i < B; ++i) b[a] += C[(i0 + i) * d + a] / (double)B;
+                }
+                /* R = [L_1 .. L_B (d x d each), (q_i - b) columns, g_i columns] */
+                memset(R, 0, d * ncol * sizeof *R);
+                for (size_t i = 0; i < B; ++i) {
+                    const double *Li = L + (i0 + i) * d * d, *q = Q + (i0 + i) * d,
+                                 *g = G + (i0 + i) * d, *c = C + (i0 + i) * d;
+                    q2[i] = 0.0;
+                    gc[i] = 0.0;
+                    for (size_t a = 0; a < d; ++a) {
+                        for (size_t e = 0; e < d; ++e) R[a * ncol + i * d + e] = Li[a * d + e];
+                        R[a * ncol + SKEW_QB * d + i] = q[a] - b[a];
+                        R[a * ncol + SKEW_QB * (d + 1) + i] = g[a];
+                        q2[i] += (q[a] - b[a]) * (q[a] - b[a]);
+                        gc[i] += g[a] * (c[a] - b[a]);
+                    }
+                    /* lc = L_i' (c_i - b) */
+                    for (size_t e = 0; e < d; ++e) {
+                        double t = 0.0;
+                        for (size_t a = 0; a < d; ++a) t += Li[a * d + e] * (c[a] - b[a]);
+                        lc[i * d + e] = t;
+                    }
+                    acc[i] = wsum[i] = 0.0;
+                }
+                for (size_t j0 = 0; j0 < n; j0 += SKEW_NS) {
+                    const size_t ns = n - j0 < SKEW_NS ? n - j0 : SKEW_NS;
+                    for (size_t j = 0; j < ns; ++j) {
+                        x2[j] = 0.0;
+                        for (size_t a = 0; a < d; ++a) {
+                            const double t = X[(j0 + j) * d + a] - b[a];
+                            Xc[j * d + a] = t;
+                            x2[j] += t * t;
+                        }
+                    }
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, (int)ncol,
+                                (int)d, 1.0, Xc, (int)d, R, (int)ncol, 0.0, Y, (int)ncol);
+                    for (size_t i = 0; i < B; ++i) {
+                        double *e = Wt + i * SKEW_NS;
+                        for (size_t j = 0; j < ns; ++j)
+                            e[j] = -(x2[j] - 2.0 * Y[j * ncol + SKEW_QB * d + i] + q2[i]) * i2h2;
+                        exp_row(ns, e);
+                    }
+                    for (size_t j = 0; j < ns; ++j) {
+                        const double *y = Y + j * ncol;
+                        for (size_t i = 0; i < B; ++i) {
+                            const double w = Wt[i * SKEW_NS + j];
+                            double z2 = 0.0;
+                            for (size_t e = 0; e < d; ++e) {
+                                const double z = y[i * d + e] - lc[i * d + e];
+                                z2 += z * z;
+                            }
+                            acc[i] += w * z2 * (y[SKEW_QB * (d + 1) + i] - gc[i]);
+                            wsum[i] += w;
+                        }
+                    }
+                }
+                for (size_t i = 0; i < B; ++i)
+                    T3[i0 + i] = skip[i0 + i] || !(wsum[i] > 0) ? 0.0 : acc[i] / wsum[i];
+            }
+        }
+        free(R);
+        free(Y);
+        free(Xc);
+        free(x2);
+        free(lc);
+        free(Wt);
+        free(b);
+    }
+    openblas_set_num_threads(blas_threads);
+    return failed ? sl_error(SL_ENOMEM, "out of memory") : SL_OK;
+}
+
+/* The divergence of llsfe's g at one query, but for the skewness term
+ * (sl_kernel_scores_div). With u = x - q, the kernel's local moments move
+ * with q as cumulants under a tilt: d mu / dq = Sig / h^2 - I,
+ * d Sig_bc / dq_a = C3_abc / h^2 (the local third central moment), and
+ * d K0 / dq = K0 mu / h^2, so d a1 / dq = a1 a2 mu / h^2 (a2 = 1 - a1).
+ * From g = P mu, P = Sig_s^{-1}, Sig_s = a1 Sig + a2 T (+ a constant ridge):
+ *   div g = tr(P Sig) / h^2 - tr P - a1 a2 mu' P (Sig - T) g / h^2
+ *           - a1 E_w[(v' P v)(g' v)] / h^2,  v = x - q - mu,
+ * the last term (skew_term) from a second pass over the samples. Without
+ * it this is tr H only when a1 = 1 and Sig is the covariance of the local
+ * weights, i.e. never: tr H alone is a different function of h (see
+ * bandwidth.c). Writes P's lower Cholesky factor into L, q + mu into c;
+ * *skip = 1 when the skewness term does not apply. Returns 0. */
+static int llsfe_divergence(const sl_gauss_fit *fit, size_t d, const double *q, double h,
+                            const double *g, const double *H, const double *mu, const double *Sig,
+                            const llsfe_deriv *dv, double *L, double *c, double *a1,
+                            unsigned char *skip, double *div, double *tmp) {
+    const double ih2 = 1.0 / (h * h);
+    *skip = 1;
+    *a1 = 0.0;
+    if (dv->global) {
+        *div = 0.0;
+        for (size_t a = 0; a < d; ++a) *div -= fit->P[a * d + a];
+        return 0;
+    }
+    for (size_t k = 0; k < d * d; ++k) L[k] = -H[k];
+    for (size_t a = 0; a < d; ++a) L[a * d + a] += ih2;
+    double trPS = 0.0, trP = 0.0;
+    for (size_t k = 0; k < d * d; ++k) trPS += L[k] * Sig[k];
+    for (size_t a = 0; a < d; ++a) trP += L[a * d + a];
+    *div = trPS * ih2 - trP;
+    const double a2 = 1.0 - dv->a1;
+    if (a2 > 0) {
+        double *u = tmp, *Pu = tmp + d;
+        for (size_t a = 0; a < d; ++a) {
+            u[a] = 0.0;
+            for (size_t b = 0; b < d; ++b) u[a] += (Sig[a * d + b] - dv->T[a * d + b]) * g[b];
+        }
+        cblas_dsymv(CblasRowMajor, CblasUpper, (int)d, 1.0, L, (int)d, u, 1, 0.0, Pu, 1);
+        double t = 0.0;
+        for (size_t a = 0; a < d; ++a) t += mu[a] * Pu[a];
+        *div -= dv->a1 * a2 * t * ih2;
+    }
+    for (size_t a = 0; a < d; ++a) c[a] = q[a] + mu[a];
+    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)d, L, (lapack_int)d) != 0) return 0;
+    for (size_t a = 0; a < d; ++a)
+        for (size_t e = a + 1; e < d; ++e) L[a * d + e] = 0.0;
+    *a1 = dv->a1;
+    *skip = 0;
+    return 0;
+}
+
+static sl_status kernel_scores(sl_kernel_map map, const sl_score_options *opt,
+                               const sl_gauss_fit *fit, size_t n, size_t d, const double *X,
+                               size_t nq, const double *Q, double h, size_t K, sl_scores *out,
+                               double *div) {
     const int loo = Q == NULL;
     const double *Qp = Q ? Q : X;
     if (K > 0 && K + (size_t)loo > n)
@@ -336,9 +575,11 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
     }
     sl_strategy strategy = opt->strategy;
     if (strategy == SL_STRATEGY_AUTO)
-        strategy = (K == 0 && (double)n * (double)nq <= SL_ALLPAIRS_MAX_PAIRS)
-                       ? SL_STRATEGY_ALLPAIRS
-                       : SL_STRATEGY_NEIGHBOURS;
+        strategy =
+            (K == 0 && ((double)n * (double)nq <= SL_ALLPAIRS_MAX_PAIRS ||
+                        reach_share(n, d, X, nq, Qp, opt->cutoff * h) >= SL_ALLPAIRS_MIN_SHARE))
+                ? SL_STRATEGY_ALLPAIRS
+                : SL_STRATEGY_NEIGHBOURS;
     if (strategy == SL_STRATEGY_ALLPAIRS && K > 0) {
         free(K0);
         return sl_error(SL_EINVAL, "the all-pairs strategy needs a fixed bandwidth, not knn:%zu",
@@ -387,6 +628,19 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
     }
     size_t regularised = 0;
     int failed = 0;
+    /* The divergence of llsfe's g (sl_kernel_scores_div): per query the
+     * Cholesky factor of P = Sig_s^{-1}, the centre q + mu, the weight a1
+     * and whether the skewness term applies. */
+    const int want_skew = div && map == SL_KERNEL_LLSFE;
+    double *Lf = NULL, *Cq = NULL, *A1 = NULL;
+    unsigned char *skip = NULL;
+    if (want_skew) {
+        Lf = malloc(nq * d * d * sizeof *Lf);
+        Cq = malloc(nq * d * sizeof *Cq);
+        A1 = malloc(nq * sizeof *A1);
+        skip = malloc(nq);
+        if (!Lf || !Cq || !A1 || !skip) failed = 1;
+    }
     /* The map's small BLAS and LAPACK calls run inside the OpenMP loop:
      * OpenBLAS threads there oversubscribe the cores (measured: n = 1000,
      * d = 10, automatic bandwidth, 2 threads: 16.5 s against 1.5 s). */
@@ -397,7 +651,9 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
 #endif
     {
         map_work w = {0};
-        if (map_work_alloc(d, &w) != SL_OK) {
+        double *Sig0 = want_skew ? malloc((2 * d * d + d) * sizeof *Sig0) : NULL;
+        double *T0 = Sig0 ? Sig0 + d * d : NULL, *mu0 = T0 ? T0 + d * d : NULL;
+        if (failed || map_work_alloc(d, &w) != SL_OK || (want_skew && !Sig0)) {
             failed = 1;
         } else {
 #ifdef _OPENMP
@@ -416,14 +672,42 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
                     regularised += 1;
                     continue;
                 }
+                llsfe_deriv dv = {1.0, T0, 0};
+                if (want_skew) {
+                    memcpy(mu0, g, d * sizeof *mu0);
+                    memcpy(Sig0, H, d * d * sizeof *Sig0);
+                }
                 regularised += (size_t)(map == SL_KERNEL_KDE
                                             ? map_kde(fit, d, Qp + i * d, hi, K0[i], g, H, w.tmp)
                                             : map_llsfe(fit, Pevec, Peval, d, Qp + i * d, hi, K0[i],
-                                                        &prior, g, H, &w));
+                                                        &prior, g, H, &w, want_skew ? &dv : NULL));
+                if (div && !want_skew) {
+                    /* kde's g is the gradient of log p_h, H its Hessian. */
+                    div[i] = 0.0;
+                    for (size_t a = 0; a < d; ++a) div[i] += H[a * d + a];
+                } else if (want_skew) {
+                    failed |= llsfe_divergence(fit, d, Qp + i * d, hi, g, H, mu0, Sig0, &dv,
+                                               Lf + i * d * d, Cq + i * d, &A1[i], &skip[i],
+                                               &div[i], w.tmp);
+                }
             }
             free(w.Sg);
         }
+        free(Sig0);
     }
+    if (want_skew && !failed) {
+        double *T3 = malloc(nq * sizeof *T3);
+        if (!T3 || skew_term(n, d, X, nq, Qp, h, Lf, Cq, out->G, skip, T3)) {
+            failed = 1;
+        } else {
+            for (size_t i = 0; i < nq; ++i) div[i] -= A1[i] * T3[i] / (h * h);
+        }
+        free(T3);
+    }
+    free(Lf);
+    free(Cq);
+    free(A1);
+    free(skip);
     openblas_set_num_threads(blas_threads);
     free(Pevec);
     free(Peval);
@@ -445,6 +729,19 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
         out->bandwidth = h;
     }
     return SL_OK;
+}
+
+sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const sl_gauss_fit *fit,
+                           size_t n, size_t d, const double *X, size_t nq, const double *Q,
+                           double h, size_t K, sl_scores *out) {
+    return kernel_scores(map, opt, fit, n, d, X, nq, Q, h, K, out, NULL);
+}
+
+sl_status sl_kernel_scores_div(sl_kernel_map map, const sl_score_options *opt,
+                               const sl_gauss_fit *fit, size_t n, size_t d, const double *X,
+                               size_t nq, const double *Q, double h, sl_scores *out, double *div) {
+    if (!Q) return sl_error(SL_EINVAL, "the divergence of g needs explicit query points");
+    return kernel_scores(map, opt, fit, n, d, X, nq, Q, h, 0, out, div);
 }
 
 /* The held-out objective of one bandwidth and prior weight (bandwidth.c). */

@@ -142,8 +142,15 @@ sl_status sl_kernel_scores(sl_kernel_map map, const sl_score_options *opt, const
                            size_t n, size_t d, const double *X, size_t nq, const double *Q,
                            double h, size_t K, sl_scores *out);
 
+/* sl_kernel_scores at a fixed h and explicit queries Q (not NULL), with the
+ * divergence of g at each query (nq) from the estimator's derivative in q
+ * (llsfe.c): the held-out score-matching objective's div g. */
+sl_status sl_kernel_scores_div(sl_kernel_map map, const sl_score_options *opt,
+                               const sl_gauss_fit *fit, size_t n, size_t d, const double *X,
+                               size_t nq, const double *Q, double h, sl_scores *out, double *div);
+
 /* The automatic bandwidth: minimises the held-out score-matching objective
- * J(h) = mean over held-out x of |g(x)|^2 / 2 + tr H(x) over a grid, and
+ * J(h) = mean over held-out x of |g(x)|^2 / 2 + div g(x) over a grid, and
  * returns h for the full sample; records the grid and J in out. */
 sl_status sl_bandwidth_auto(sl_kernel_map map, const sl_score_options *opt, const sl_gauss_fit *fit,
                             size_t n, size_t d, const double *X, double *h, sl_scores *record);
