@@ -31,6 +31,7 @@
 #include "scoreloss/dist.h"
 #include "scoreloss/loss.h"
 #include "scoreloss/network.h"
+#include "scoreloss/s4.h"
 #include "scoreloss/score.h"
 #include "scoreloss/sgd.h"
 #include "scoreloss/status.h"
@@ -89,15 +90,19 @@ typedef enum sl_recover_loss {
 sl_status sl_recover_loss_from_name(const char *name, sl_recover_loss *out);
 const char *sl_recover_loss_name(sl_recover_loss loss);
 
-/* Where the whitened fourth moment T comes from when the scores are exact. */
+/* Where the whitened fourth moment T comes from. */
 typedef enum sl_recover_route {
-    SL_ROUTE_AUTO = 0,  /* full when the distribution has SL_DIST_SCORE4, else projected when
-                           its marginal is known, else the locally quadratic S_4 */
-    SL_ROUTE_FULL,      /* T from the d-dimensional distribution's exact S_4, V = P */
-    SL_ROUTE_PROJECTED, /* T from the exact S_4 of the marginal of z = U'x, Z = X U,
-                           V = |Lambda|^{-1/2} (METHOD.md section 4b) */
-    SL_ROUTE_QUADRATIC  /* T from the per-sample (g, H): the locally quadratic S_4 (the only
-                           route for estimated scores) */
+    SL_ROUTE_AUTO = 0,  /* exact scores: full when the distribution has SL_DIST_SCORE4, else
+                           projected when its marginal is known, else quadratic; llsfe and
+                           kde scores: projected (full with assume_independent); the
+                           model-based gauss and hermite: quadratic */
+    SL_ROUTE_FULL,      /* T from the d-dimensional exact S_4, V = P; or, with
+                           assume_independent, from the factorised fit (logdens.h) */
+    SL_ROUTE_PROJECTED, /* T from the S_4 of the marginal of z = U'x, V = |Lambda|^{-1/2}
+                           (METHOD.md section 4b): exact, or estimated from z alone by
+                           options.s4 (s4.h), U from the d-dimensional scores of at most
+                           u_rows rows and the whitening from M2 of z */
+    SL_ROUTE_QUADRATIC  /* T from the per-sample (g, H): the locally quadratic S_4 */
 } sl_recover_route;
 
 const char *sl_recover_route_name(sl_recover_route route);
@@ -122,8 +127,17 @@ typedef struct sl_recover_options {
      * Hessian). score_opt.seed is replaced by a stream of seed. */
     const sl_score_type *score;
     sl_score_options score_opt;
-    sl_recover_route route; /* exact scores only; default auto */
-    sl_recover_mode mode;   /* default auto */
+    sl_recover_route route; /* default auto */
+    /* The projected route with estimated scores: the S_4 estimator of z's
+     * marginal (default kde; its seed is set here), and the rows whose
+     * d-dimensional scores give M2 and U (a seeded subset; 0 = all; default
+     * SL_RECOVER_U_ROWS). */
+    sl_s4_options s4;
+    size_t u_rows;
+    /* The coordinates of x are independent (ICA setting): T from 1-D
+     * log-density fits of every coordinate (logdens.h), route full. */
+    int assume_independent;
+    sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
     sl_landscape_options landscape;
     /* The optimiser. For the landscape losses projection (default orthonormal;
@@ -146,6 +160,8 @@ typedef struct sl_recover_options {
     sl_recover_progress_fn progress;
     void *ctx;
 } sl_recover_options;
+
+#define SL_RECOVER_U_ROWS 20000
 
 void sl_recover_options_default(sl_recover_options *opt);
 
@@ -180,15 +196,22 @@ typedef struct sl_recover_result {
     double *found_signal_se; /* k */
     double *truth_signal;    /* truth's k, or NULL */
     size_t ntruth_signal;
-    int sign;               /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
-    sl_recover_route route; /* where T came from */
-    int tensor_mode;        /* 1 when the loss ran on T */
-    double holdout_error;   /* relative MSE on the held-out rows, NAN without them */
-    double train_error;     /* the same on the fitted rows */
-    double final_loss;      /* the best restart's final full loss */
-    sl_sgd_result *sgd;     /* restart losses, trace, steps, stop reason */
+    int sign;                     /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
+    sl_recover_route route;       /* where T came from */
+    int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
+                                     (projected route with an S_4 estimator, or independent) */
+    int independent;              /* 1 when T came from the factorised fit */
+    sl_s4_estimator s4_estimator; /* the projected route's estimator (when t_estimated) */
+    sl_s4_info s4_info;           /* its bandwidth, reference set and neighbourhoods */
+    size_t u_rows;                /* rows whose d-dimensional scores gave U (projected) */
+    int tensor_mode;              /* 1 when the loss ran on T */
+    double holdout_error;         /* relative MSE on the held-out rows, NAN without them */
+    double train_error;           /* the same on the fitted rows */
+    double final_loss;            /* the best restart's final full loss */
+    sl_sgd_result *sgd;           /* restart losses, trace, steps, stop reason */
     double seconds_scores, seconds_moments, seconds_sgd, seconds_second_layer;
-    char *warnings; /* one warning per line, or NULL */
+    double seconds_s4; /* the projected S_4 estimate (part of seconds_moments) */
+    char *warnings;    /* one warning per line, or NULL */
 } sl_recover_result;
 
 void sl_recover_result_free(sl_recover_result *r);

@@ -33,10 +33,28 @@ static const cli_option options[] = {
     {"dist", 0, CLI_VALUE, "SPEC", NULL,
      "the input distribution, for --score exact: " CLI_DIST_SPECS},
     {"route", 0, CLI_VALUE, "NAME", "auto",
-     "--score exact: where the fourth moment T comes from: full (the distribution's exact S_4), "
-     "projected (the exact S_4 of the marginal of z = U'x), quadratic (S_4 from g and H only) or "
-     "auto (full when the distribution has an exact S_4, else projected when its marginal is "
-     "known, else quadratic)"},
+     "where the fourth moment T comes from: full (the distribution's exact S_4; estimated "
+     "scores: only with --assume independent), projected (the S_4 of the marginal of z = U'x: "
+     "exact, or estimated from z by --s4), quadratic (S_4 from g and H only, the original "
+     "method) or auto (exact scores: full when the distribution has an exact S_4, else "
+     "projected when its marginal is known, else quadratic; llsfe and kde scores: projected, "
+     "or full with --assume independent; gauss and hermite: quadratic)"},
+    {"s4", 0, CLI_VALUE, "NAME", "kde",
+     "estimated scores, projected route: the S_4 estimator of z's marginal: cumulant (local "
+     "cumulants up to order 4 mapped to g, H, G3, G4), kde (grad^4 p / p of a Gaussian KDE) or "
+     "quadratic (the local quadratic fit in k dimensions, G3 = G4 = 0)"},
+    {"s4-bandwidth", 0, CLI_VALUE, "H", "auto",
+     "the S_4 estimator's bandwidth in units of the standardised z, or auto (the rule in "
+     "s4_project.c)"},
+    {"s4-reference", 0, CLI_VALUE, "M", "auto",
+     "reference samples of the S_4 estimator's neighbourhoods (a seeded subset), or all, or auto "
+     "(10000)"},
+    {"u-rows", 0, CLI_VALUE, "N", "20000",
+     "estimated scores, projected route: rows (a seeded subset) whose d-dimensional scores give "
+     "M2 and its top-k eigenvectors U; 0 = all"},
+    {"assume", 0, CLI_VALUE, "WHAT", NULL,
+     "independent: the coordinates of x are independent, T comes from 1-D log-density fits of "
+     "each coordinate (third and fourth derivatives included)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -82,6 +100,8 @@ const cli_command cli_cmd_recover = {
     "--input DATA.csv --k K [--loss landscape|signfree|l2]\n"
     "         [--score llsfe|kde|gauss|hermite|exact] [--dist SPEC]\n"
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
+    "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
+    "         [--u-rows N] [--assume independent]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
     "         [--constraint auto|sphere|orthonormal|none] [--lr RATE] [--batch B] [--epochs E]\n"
     "         [--restarts R] [--seed S] [--bandwidth SPEC] [--holdout FRAC] [--progress]\n"
@@ -264,6 +284,25 @@ static int parse(const cli_args *args, settings *s) {
         return status;
     if ((st = sl_bandwidth_parse(cli_value(args, "bandwidth"), &o->score_opt.bandwidth)))
         return cli_option_lib_error(args, "bandwidth", st);
+    if ((st = sl_s4_estimator_from_name(cli_value(args, "s4"), &o->s4.estimator)))
+        return cli_option_lib_error(args, "s4", st);
+    if (strcmp(cli_value(args, "s4-bandwidth"), "auto") != 0 &&
+        (status =
+             cli_double(args, "s4-bandwidth", DBL_MIN, HUGE_VAL, "a number > 0 or auto", &o->s4.h)))
+        return status;
+    if (strcmp(cli_value(args, "s4-reference"), "all") == 0)
+        o->s4.reference = 0;
+    else if (strcmp(cli_value(args, "s4-reference"), "auto") != 0 &&
+             (status = cli_size(args, "s4-reference", 1, SIZE_MAX, &o->s4.reference)))
+        return status;
+    if ((status = cli_size(args, "u-rows", 0, SIZE_MAX, &o->u_rows))) return status;
+    if (cli_given(args, "assume")) {
+        if (strcmp(cli_value(args, "assume"), "independent") != 0)
+            return cli_option_error(args, "assume",
+                                    "unknown assumption '%s' (expected independent)",
+                                    cli_value(args, "assume"));
+        o->assume_independent = 1;
+    }
     s->input = cli_value(args, "input");
     s->output = cli_value(args, "output");
     s->trace = cli_value(args, "trace");
@@ -273,8 +312,9 @@ static int parse(const cli_args *args, settings *s) {
     /* Options that would be silently ignored are refused. */
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
-        static const char *const unused[] = {"score", "dist",   "route",      "mode",
-                                             "mu",    "lambda", "constraint", "bandwidth"};
+        static const char *const unused[] = {
+            "score",     "dist", "route",        "mode",         "mu",     "lambda", "constraint",
+            "bandwidth", "s4",   "s4-bandwidth", "s4-reference", "u-rows", "assume"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -285,10 +325,20 @@ static int parse(const cli_args *args, settings *s) {
                              "missing option --dist SPEC (--score exact needs the distribution)");
         if (!exact && s->spec)
             return cli_option_error(args, "dist", "is used only with --score exact");
-        if (!exact && cli_given(args, "route"))
+        if (!exact && !o->assume_independent && o->route == SL_ROUTE_FULL)
             return cli_option_error(args, "route",
-                                    "applies to --score exact only (estimated scores give the "
-                                    "quadratic route)");
+                                    "full needs --score exact or --assume independent (estimated "
+                                    "scores take the projected or the quadratic route)");
+        if (o->assume_independent && (exact || o->route == SL_ROUTE_PROJECTED))
+            return cli_option_error(args, "assume",
+                                    "independent applies to estimated scores on route full or "
+                                    "quadratic (the factorised fit replaces the score estimator)");
+        static const char *const s4_only[] = {"s4", "s4-bandwidth", "s4-reference", "u-rows"};
+        for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
+            if (cli_given(args, s4_only[i]) &&
+                (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
+                return cli_option_error(args, s4_only[i],
+                                        "applies to estimated scores on the projected route only");
         if (o->loss == SL_RECOVER_SIGNFREE && o->mode == SL_MODE_MINIBATCH)
             return cli_option_error(args, "mode",
                                     "the signfree loss runs on the tensor T only, not on "
@@ -312,43 +362,6 @@ static int parse(const cli_args *args, settings *s) {
 }
 
 /* ---- files ------------------------------------------------------------------------ */
-
-/* x1..xd and y of the data file. */
-static int read_data(const cli_args *args, const char *path, size_t *n, size_t *d, double **X,
-                     double **y) {
-    sl_table *t = NULL;
-    *X = *y = NULL;
-    sl_status st = sl_csv_read(path, &t);
-    if (!st) st = sl_table_prefixed(t, "x", d, X);
-    if (!st) {
-        *n = t->rows;
-        *y = malloc((t->rows ? t->rows : 1) * sizeof **y);
-        if (!*y) st = sl_error(SL_ENOMEM, "%s: out of memory", path);
-    }
-    if (!st) {
-        static const char *const yname[] = {"y"};
-        st = sl_table_extract(t, 1, yname, *y);
-    }
-    sl_table_free(t);
-    if (st) {
-        free(*X);
-        free(*y);
-        *X = *y = NULL;
-        return cli_lib_error(args, st);
-    }
-    return 0;
-}
-
-/* Fails early, before the long run, when a target cannot be written: a
- * writer's temporary file is created beside it and dropped at once. */
-static int check_writable(const cli_args *args, const char *path) {
-    static const char *const name[] = {"a"};
-    sl_csv_writer *w = NULL;
-    sl_status st = sl_csv_writer_open(path, NULL, 1, name, &w);
-    if (st) return cli_lib_error(args, st);
-    sl_csv_writer_abort(w);
-    return 0;
-}
 
 /* The network through a writer held open while the trace is written, so a
  * failure of either leaves both targets as they were. */
@@ -407,6 +420,20 @@ static void summarise(text *t, const settings *s, const sl_recover_result *r, si
             sl_act_name(o->act));
         if (o->loss == SL_RECOVER_LANDSCAPE) put(t, ", mu %g", o->landscape.mu);
         put(t, "\n");
+        if (r->independent)
+            put(t, "S_4: independent coordinates, factorised 1-D log-density fits (G3, G4 "
+                   "included)\n");
+        else if (r->t_estimated)
+            put(t,
+                "S_4: %s estimator on z = U'x (U from the %s scores of %zu rows), bandwidth %.3g "
+                "(standardised z), %zu reference samples, %.0f within reach and %.0f effective "
+                "per point on average, %zu points regularised\n",
+                sl_s4_estimator_name(r->s4_estimator), o->score->name, r->u_rows, r->s4_info.h,
+                r->s4_info.nref, r->s4_info.mean_neighbours, r->s4_info.mean_effective,
+                r->s4_info.regularised);
+        else if (r->route == SL_ROUTE_QUADRATIC)
+            put(t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
+                   "dropped)\n");
     }
     if (r->have_error) {
         put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
@@ -459,8 +486,10 @@ static void summarise(text *t, const settings *s, const sl_recover_result *r, si
     }
     put(t, "\n");
     put(t, "sgd: %zu steps, stopped by %s\n", r->sgd->steps, r->sgd->stop_reason);
-    put(t, "seconds: scores %.3f, moments %.3f, sgd %.3f, second layer %.3f\n", r->seconds_scores,
+    put(t, "seconds: scores %.3f, moments %.3f, sgd %.3f, second layer %.3f", r->seconds_scores,
         r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
+    if (r->t_estimated && !r->independent) put(t, " (of the moments, S_4 %.3f)", r->seconds_s4);
+    put(t, "\n");
     if (r->warnings) {
         for (const char *p = r->warnings; *p;) {
             const size_t len = strcspn(p, "\n");
@@ -489,7 +518,7 @@ static int run(int argc, char **argv) {
     text summary = {0};
     reporter rep = {.args = &args, .forced = cli_given(&args, "progress")};
     sl_status st;
-    if ((status = read_data(&args, s.input, &n, &d, &X, &y))) goto done;
+    if ((status = cli_read_xy(&args, s.input, &n, &d, &X, &y))) goto done;
     if (o->k > d) {
         status = cli_option_error(&args, "k",
                                   "k = %zu exceeds d = %zu, the number of columns x1..x%zu of %s "
@@ -525,8 +554,8 @@ static int run(int argc, char **argv) {
         }
         o->truth = truth;
     }
-    if ((status = check_writable(&args, s.output)) ||
-        (s.trace && (status = check_writable(&args, s.trace))))
+    if ((status = cli_check_writable(&args, s.output)) ||
+        (s.trace && (status = cli_check_writable(&args, s.trace))))
         goto done;
 
     o->progress = on_progress;

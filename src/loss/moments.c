@@ -23,6 +23,7 @@
 #include <gsl/gsl_cblas.h>
 
 #include "core/linalg.h"
+#include "scoreloss/memlimit.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -262,6 +263,13 @@ sl_status sl_moments_compute(const sl_scores *s, const double *y, size_t k, sl_m
                         k);
     if (!sl_all_finite(n, y))
         return sl_error(SL_EINVAL, "moments: the labels contain non-finite values");
+    /* y, the whitened g and H (n (1 + k + k^2)) and the d x d, d x k pieces. */
+    const size_t need =
+        sl_mem_doubles(sl_mem_add(sl_mem_mul(n, 1 + k + k * k), sl_mem_mul(d, d + 1 + 2 * k)));
+    char what[128];
+    snprintf(what, sizeof what, "the moments of %zu samples (d = %zu, k = %zu)", n, d, k);
+    sl_status mst = sl_mem_check(need, what);
+    if (mst) return mst;
 
     sl_moments *m = calloc(1, sizeof *m);
     if (!m) return sl_error(SL_ENOMEM, "out of memory for the moments");

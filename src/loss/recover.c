@@ -26,7 +26,9 @@
 #include <gsl/gsl_randist.h>
 
 #include "core/linalg.h"
+#include "scoreloss/logdens.h"
 #include "scoreloss/rng.h"
+#include "scoreloss/s4.h"
 
 /* OpenBLAS's own cblas.h declares these; it cannot be included beside GSL.
  * The sums here (the second layer's Gram matrix over the rows, the
@@ -35,7 +37,25 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 
-enum { STREAM_SPLIT = 1, STREAM_SCORES = 2, STREAM_SGD = 3 };
+enum {
+    STREAM_SPLIT = 1,
+    STREAM_SCORES = 2,
+    STREAM_SGD = 3,
+    STREAM_U_ROWS = 4,
+    STREAM_S4 = 5,
+    STREAM_SE = 6
+};
+
+/* Queries whose per-sample terms y_j S_4(z_j)(b^4) give the standard errors
+ * of the directional signal on the estimated projected route (a seeded
+ * subset: the spread of the terms is then known to about 1 / sqrt(2 x
+ * SE_QUERIES), and the full pass would cost as much as T itself). */
+#define SE_QUERIES 20000
+
+/* Queries whose per-sample y_j S_4(z_j)(b^4) estimate the standard errors of
+ * the directional signal on the estimated projected route (a seeded subset:
+ * the spread of those terms is known to about 1 / sqrt(2 SE_QUERIES)). */
+#define SE_QUERIES 20000
 
 /* Automatic epochs (sgd.epochs = 0): in tensor mode TENSOR_EPOCHS epochs of
  * tensor_steps steps; with minibatches enough epochs for MIN_STEPS steps
@@ -102,6 +122,9 @@ void sl_recover_options_default(sl_recover_options *opt) {
     opt->score = &sl_score_llsfe;
     sl_score_options_default(&opt->score_opt);
     opt->route = SL_ROUTE_AUTO;
+    sl_s4_options_default(&opt->s4);
+    opt->u_rows = SL_RECOVER_U_ROWS;
+    opt->assume_independent = 0;
     opt->mode = SL_MODE_AUTO;
     sl_landscape_options_default(&opt->landscape);
     sl_sgd_options_default(&opt->sgd);
@@ -596,12 +619,27 @@ static sl_status choose_route(run *r, sl_recover_route *route) {
     const sl_recover_options *opt = r->opt;
     const int exact = opt->score == &sl_score_exact;
     if (!exact) {
-        if (opt->route == SL_ROUTE_FULL || opt->route == SL_ROUTE_PROJECTED)
+        if (opt->assume_independent) {
+            if (opt->route == SL_ROUTE_PROJECTED)
+                return sl_error(SL_EINVAL, "with independent coordinates T comes from the "
+                                           "factorised fit (route full or quadratic), not the "
+                                           "projected route");
+            *route = opt->route == SL_ROUTE_QUADRATIC ? SL_ROUTE_QUADRATIC : SL_ROUTE_FULL;
+            return SL_OK;
+        }
+        if (opt->route == SL_ROUTE_FULL)
             return sl_error(SL_EINVAL,
-                            "route %s needs exact scores (score method exact with a "
-                            "distribution); %s scores give the locally quadratic S_4",
-                            sl_recover_route_name(opt->route), opt->score->name);
-        *route = SL_ROUTE_QUADRATIC;
+                            "route full needs exact scores (score method exact with a "
+                            "distribution) or independent coordinates; %s scores take the "
+                            "projected or the quadratic route",
+                            opt->score->name);
+        /* The model-based baselines (gauss, hermite) define their S_4 by their
+         * model: the Gaussian-designed loss stays the locally quadratic one
+         * unless the projected route is asked for. */
+        const int nonparametric = opt->score == &sl_score_llsfe || opt->score == &sl_score_kde;
+        *route = opt->route == SL_ROUTE_QUADRATIC || (opt->route == SL_ROUTE_AUTO && !nonparametric)
+                     ? SL_ROUTE_QUADRATIC
+                     : SL_ROUTE_PROJECTED;
         return SL_OK;
     }
     const sl_dist *dist = opt->score_opt.dist;
@@ -695,6 +733,8 @@ static sl_status directional_signal(run *r, const sl_moments *m) {
  * significance test of each coefficient against zero: the tool's own check
  * that a direction carries signal (gmm2 with W = I has none, METHOD.md
  * section 2). */
+static void significance_check(run *r);
+
 static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route route) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d, n = r->ntr;
@@ -778,7 +818,109 @@ static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route ro
     free(v);
     sl_dist_free(marg);
     if (st) return st;
-    /* The significance check. */
+    significance_check(r);
+    return SL_OK;
+}
+
+/* The standard errors of found_signal when T came from estimated third and
+ * fourth log-derivatives: on the projected route the per-sample terms
+ * y_j S_4^z(z_j)(v^4), v = |Lambda|^{-1/2} b, of the same estimator at a
+ * seeded subset of SE_QUERIES samples (their spread, over sqrt(n)); with
+ * independent coordinates the factorised S_4 at every sample, from the 1-D
+ * fits (v = P b). */
+static sl_status directional_se_estimated(run *r, const sl_moments *m, const double *Z,
+                                          const sl_s4_options *s4o, const sl_indep_fit *fit) {
+    sl_recover_result *res = r->res;
+    const size_t k = r->k, d = r->d, n = r->ntr;
+    const size_t nq = fit ? n : (n < SE_QUERIES ? n : SE_QUERIES);
+    sl_status st = SL_OK;
+    res->found_signal_se = malloc(k * sizeof *res->found_signal_se);
+    double *vals = malloc(nq * k * sizeof *vals), *B = malloc((fit ? d : k) * k * sizeof *B);
+    size_t *qidx = fit ? NULL : malloc(nq * sizeof *qidx);
+    if (!res->found_signal_se || !vals || !B || (!fit && !qidx)) {
+        free(vals);
+        free(B);
+        free(qidx);
+        return sl_error(SL_ENOMEM, "out of memory");
+    }
+    /* The directions: column j of B, in z (projected) or x (independent). */
+    for (size_t j = 0; j < k; ++j) {
+        double nrm = 0.0;
+        for (size_t i = 0; i < k; ++i) nrm += res->sgd->x[i * k + j] * res->sgd->x[i * k + j];
+        nrm = nrm > 0.0 ? 1.0 / sqrt(nrm) : 0.0;
+        if (fit)
+            for (size_t a = 0; a < d; ++a) {
+                double v = 0.0;
+                for (size_t i = 0; i < k; ++i) v += m->P[a * k + i] * res->sgd->x[i * k + j] * nrm;
+                B[a * k + j] = v;
+            }
+        else
+            for (size_t i = 0; i < k; ++i)
+                B[i * k + j] = res->sgd->x[i * k + j] * nrm / sqrt(fabs(m->evals[i]));
+    }
+    if (fit) {
+        /* S_4(v^4) = (g.v)^4 + 6 (g.v)^2 q + 3 q^2 + 4 (g.v) c3 + c4 with the
+         * diagonal H, G3, G4: q = sum l_i'' v_i^2, c3 = sum l_i''' v_i^3,
+         * c4 = sum l_i'''' v_i^4. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+        for (size_t s = 0; s < n; ++s) {
+            double acc[4 * 64] = {0};
+            for (size_t a = 0; a < d; ++a) {
+                double l[5];
+                sl_logdens1d_eval(fit->coord[a], r->Xtr[s * d + a], l);
+                for (size_t j = 0; j < k && j < 64; ++j) {
+                    const double v = B[a * k + j], v2 = v * v;
+                    acc[4 * j] += l[1] * v;
+                    acc[4 * j + 1] += l[2] * v2;
+                    acc[4 * j + 2] += l[3] * v2 * v;
+                    acc[4 * j + 3] += l[4] * v2 * v2;
+                }
+            }
+            for (size_t j = 0; j < k && j < 64; ++j) {
+                const double gv = acc[4 * j], q = acc[4 * j + 1], c3 = acc[4 * j + 2],
+                             c4 = acc[4 * j + 3];
+                vals[s * k + j] = r->ytr[s] * (gv * gv * gv * gv + 6.0 * gv * gv * q + 3.0 * q * q +
+                                               4.0 * gv * c3 + c4);
+            }
+        }
+    } else {
+        if (nq == n) {
+            for (size_t i = 0; i < n; ++i) qidx[i] = i;
+        } else {
+            size_t *all = malloc(n * sizeof *all);
+            gsl_rng *rng = sl_rng_alloc(r->opt->seed, STREAM_SE);
+            if (!all || !rng) st = sl_error(SL_ENOMEM, "out of memory");
+            if (!st) {
+                for (size_t i = 0; i < n; ++i) all[i] = i;
+                gsl_ran_choose(rng, qidx, nq, all, n, sizeof *all);
+            }
+            free(all);
+            if (rng) gsl_rng_free(rng);
+        }
+        if (!st) st = sl_s4_directional(s4o, n, k, Z, r->ytr, nq, qidx, k, B, vals);
+    }
+    for (size_t j = 0; j < k && !st; ++j) {
+        double mean = 0.0, var = 0.0;
+        for (size_t s = 0; s < nq; ++s) mean += vals[s * k + j];
+        mean /= (double)nq;
+        for (size_t s = 0; s < nq; ++s) var += (vals[s * k + j] - mean) * (vals[s * k + j] - mean);
+        res->found_signal_se[j] = nq > 1 ? sqrt(var / (double)(nq - 1) / (double)n) : NAN;
+    }
+    free(vals);
+    free(B);
+    free(qidx);
+    if (st) return st;
+    significance_check(r);
+    return SL_OK;
+}
+
+/* Warns when the signal along some direction found is within 3 standard
+ * errors of zero. */
+static void significance_check(run *r) {
+    sl_recover_result *res = r->res;
+    const size_t k = r->k;
     size_t none = 0;
     for (size_t j = 0; j < k; ++j)
         none += !(fabs(res->found_signal[j]) > 3.0 * res->found_signal_se[j]);
@@ -788,7 +930,6 @@ static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route ro
              "3 standard errors of zero; those directions are fitted noise (or the signal is too "
              "weak for n)",
              none, k);
-    return SL_OK;
 }
 
 static sl_status run_landscape(run *r) {
@@ -799,17 +940,80 @@ static sl_status run_landscape(run *r) {
     sl_status st = choose_route(r, &route);
     if (st) return st;
     res->route = route;
+    const int exact = opt->score == &sl_score_exact;
+    const int indep = !exact && opt->assume_independent;
+    /* The estimated projected route: U from the d-dimensional scores of at
+     * most u_rows rows, then T and the whitening from z = U'x alone. */
+    const int proj_est = !exact && !indep && route == SL_ROUTE_PROJECTED;
+    res->independent = indep && route == SL_ROUTE_FULL;
+    res->t_estimated = proj_est || res->independent;
+    sl_s4_options s4o = opt->s4;
+    s4o.seed = sl_rng_derive(opt->seed, STREAM_S4);
+    if (proj_est) res->s4_estimator = s4o.estimator;
+    if (proj_est && opt->mode == SL_MODE_MINIBATCH)
+        return sl_error(SL_EINVAL, "the projected route with estimated scores runs on the tensor "
+                                   "T only, not on per-sample minibatches (use route quadratic)");
 
-    /* Scores at the fitted samples. */
+    /* Rows whose d-dimensional scores give M2 (all, or a seeded subset on
+     * the estimated projected route). */
+    size_t nu = r->ntr;
+    double *Xu = r->Xtr, *yu = r->ytr;
+    if (proj_est && opt->u_rows > 0 && opt->u_rows < r->ntr) {
+        nu = opt->u_rows < 2 * k + 2 ? 2 * k + 2 : opt->u_rows;
+        size_t *pick = malloc(nu * sizeof *pick), *all = malloc(r->ntr * sizeof *all);
+        Xu = malloc(nu * d * sizeof *Xu);
+        yu = malloc(nu * sizeof *yu);
+        gsl_rng *rng = sl_rng_alloc(opt->seed, STREAM_U_ROWS);
+        if (pick && all && Xu && yu && rng) {
+            for (size_t i = 0; i < r->ntr; ++i) all[i] = i;
+            gsl_ran_choose(rng, pick, nu, all, r->ntr, sizeof *all);
+            for (size_t i = 0; i < nu; ++i) {
+                memcpy(Xu + i * d, r->Xtr + pick[i] * d, d * sizeof *Xu);
+                yu[i] = r->ytr[pick[i]];
+            }
+        } else {
+            st = sl_error(SL_ENOMEM, "out of memory for %zu rows", nu);
+        }
+        free(pick);
+        free(all);
+        if (rng) gsl_rng_free(rng);
+        if (st) {
+            if (Xu != r->Xtr) free(Xu);
+            if (yu != r->ytr) free(yu);
+            return st;
+        }
+    }
+    res->u_rows = nu;
+
+    /* Scores at those rows. */
     sl_score_options sopt = opt->score_opt;
     sopt.seed = sl_rng_derive(opt->seed, STREAM_SCORES);
     sopt.progress = opt->progress ? scores_progress : NULL;
     sopt.progress_ctx = (void *)opt;
     sl_scores *scores = NULL;
+    sl_indep_fit *fit = NULL;
+    double *Z = NULL;
     double t0 = now_seconds();
-    st = sl_score_estimate(opt->score, &sopt, r->ntr, d, r->Xtr, r->ntr, NULL, &scores);
+    if (indep) {
+        /* The factorised fit gives the scores and, on route full, T. */
+        sl_logdens_options lopt;
+        sl_logdens_options_default(&lopt);
+        lopt.seed = sopt.seed;
+        st = sl_indep_fit_compute(&lopt, nu, d, Xu, &fit);
+        if (!st) st = sl_scores_alloc(nu, d, &scores);
+        if (!st) st = sl_indep_fit_scores(fit, nu, Xu, scores);
+        if (!st) snprintf(scores->method, sizeof scores->method, "indep");
+    } else {
+        st = sl_score_estimate(opt->score, &sopt, nu, d, Xu, nu, NULL, &scores);
+    }
     res->seconds_scores = now_seconds() - t0;
-    if (st) return sl_error_prefix(st, "scores: ");
+    if (st) {
+        sl_scores_free(scores);
+        sl_indep_fit_free(fit);
+        if (Xu != r->Xtr) free(Xu);
+        if (yu != r->ytr) free(yu);
+        return sl_error_prefix(st, "scores: ");
+    }
     if (scores->regularised)
         warn(r, "%s: %zu of %zu points needed regularisation of their local fit", scores->method,
              scores->regularised, scores->n);
@@ -818,9 +1022,30 @@ static sl_status run_landscape(run *r) {
     sl_moments *m = NULL;
     sl_landscape *L = NULL;
     t0 = now_seconds();
-    st = sl_moments_compute(scores, r->ytr, k, &m);
+    st = sl_moments_compute(scores, yu, k, &m);
     sl_scores_free(scores);
-    if (!st && route != SL_ROUTE_QUADRATIC) st = exact_tensor(r, m, route);
+    if (Xu != r->Xtr) free(Xu);
+    if (yu != r->ytr) free(yu);
+    if (!st && proj_est) {
+        /* T and the whitening from z = U0'x at every fitted row. */
+        sl_moments *m0 = m;
+        m = NULL;
+        const double t1 = now_seconds();
+        st = sl_moments_projected(&s4o, r->ntr, d, r->Xtr, r->ytr, k, m0->U, m0->evals, &m,
+                                  &res->s4_info);
+        res->seconds_s4 = now_seconds() - t1;
+        sl_moments_free(m0);
+        if (!st && res->s4_info.regularised)
+            warn(r,
+                 "S_4 (%s): %zu of %zu points had fewer than %zu effective neighbours and took "
+                 "the global Gaussian's scores",
+                 sl_s4_estimator_name(s4o.estimator), res->s4_info.regularised, r->ntr,
+                 s4o.min_neighbours);
+    } else if (!st && res->independent) {
+        st = sl_moments_tensor_indep(m, r->ntr, d, r->Xtr, fit);
+    } else if (!st && route != SL_ROUTE_QUADRATIC) {
+        st = exact_tensor(r, m, route);
+    }
     if (!st) st = sl_moments_signal(m);
     res->seconds_moments = now_seconds() - t0;
     if (st) goto done;
@@ -903,7 +1128,21 @@ static sl_status run_landscape(run *r) {
      * the true ones: whether a unit was missed for want of signal shows
      * here. */
     if ((st = directional_signal(r, m))) goto done;
-    if ((st = directional_se(r, m, route))) goto done;
+    if (res->t_estimated) {
+        if (proj_est) {
+            Z = malloc(r->ntr * k * sizeof *Z);
+            if (!Z) {
+                st = sl_error(SL_ENOMEM, "out of memory");
+                goto done;
+            }
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d, 1.0,
+                        r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
+        }
+        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL)))
+            goto done;
+    } else if ((st = directional_se(r, m, route))) {
+        goto done;
+    }
 
     /* Directions, then signs and the second layer on the fitted rows. */
     map_back(r, res->sgd->x, res->W_hat);
@@ -923,6 +1162,8 @@ static sl_status run_landscape(run *r) {
 done:
     sl_landscape_free(L);
     sl_moments_free(m);
+    sl_indep_fit_free(fit);
+    free(Z);
     return st;
 }
 

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "core/linalg.h"
+#include "scoreloss/logdens.h"
+#include "scoreloss/memlimit.h"
 
 void sl_score_options_default(sl_score_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -55,6 +57,11 @@ sl_status sl_scores_alloc(size_t n, size_t d, sl_scores **out) {
     if (!s) return sl_error(SL_ENOMEM, "out of memory");
     s->n = n;
     s->d = d;
+    if (n > SIZE_MAX / sizeof(double) / d / d) {
+        sl_scores_free(s);
+        return sl_error(SL_ENOMEM, "scores of %zu points in dimension %zu do not fit in memory", n,
+                        d);
+    }
     s->G = malloc(n * d * sizeof *s->G);
     s->H = malloc(n * d * d * sizeof *s->H);
     if (!s->G || !s->H) {
@@ -72,8 +79,9 @@ void sl_scores_free(sl_scores *s) {
     free(s);
 }
 
-static const sl_score_type *const registry[] = {&sl_score_llsfe, &sl_score_kde, &sl_score_gauss,
-                                                &sl_score_hermite, &sl_score_exact};
+static const sl_score_type *const registry[] = {&sl_score_llsfe, &sl_score_kde,
+                                                &sl_score_gauss, &sl_score_hermite,
+                                                &sl_score_exact, &sl_score_indep};
 
 sl_status sl_score_type_from_name(const char *name, const sl_score_type **out) {
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; ++i)
@@ -82,7 +90,8 @@ sl_status sl_score_type_from_name(const char *name, const sl_score_type **out) {
             return SL_OK;
         }
     return sl_error(SL_EINVAL,
-                    "unknown score method '%s' (expected llsfe, kde, gauss, hermite or exact)",
+                    "unknown score method '%s' (expected llsfe, kde, gauss, hermite, exact or "
+                    "indep)",
                     name);
 }
 
@@ -104,8 +113,18 @@ sl_status sl_score_estimate(const sl_score_type *type, const sl_score_options *o
         return sl_error(SL_ENUMERIC, "query points contain a non-finite value");
     if (!(opt->cutoff > 0) || !isfinite(opt->cutoff))
         return sl_error(SL_EINVAL, "kernel cutoff must be positive, got %g", opt->cutoff);
+    /* The results (g, H and a bandwidth per query) and the estimators' own
+     * copies of the samples (a neighbour index, a held-out split): about two
+     * more n x d arrays and one n. */
+    const size_t per_query = sl_mem_add(sl_mem_mul(d, d), d + 1);
+    const size_t need = sl_mem_doubles(
+        sl_mem_add(sl_mem_mul(nq, per_query), sl_mem_mul(n, sl_mem_add(sl_mem_mul(2, d), 1))));
+    char what[128];
+    snprintf(what, sizeof what, "%s scores of %zu points in dimension %zu", type->name, nq, d);
+    sl_status st = sl_mem_check(need, what);
+    if (st) return st;
     sl_scores *s;
-    sl_status st = sl_scores_alloc(nq, d, &s);
+    st = sl_scores_alloc(nq, d, &s);
     if (st) return st;
     snprintf(s->method, sizeof s->method, "%s", type->name);
     st = type->estimate(opt, n, d, X, nq, Q, s);

@@ -1,0 +1,123 @@
+/* Fourth-order scores of a low-dimensional marginal, estimated from samples
+ * (METHOD.md section 4b): the projected route with estimated scores.
+ *
+ * y depends on x only through z = U'x (U: d x k, the top-k eigenvectors of
+ * M2), so the fourth moment needs only the fourth-order score of the
+ * k-dimensional marginal of z:
+ *   T_z = (1/n) sum_j y_j S_4^z(z_j),   S_4 = g^4 + 6 sym(g g H) + 3 sym(H H)
+ *                                             + 4 sym(g G3) + G4,
+ * third and fourth log-derivatives included. It is estimated at every
+ * sample from the kernel-weighted neighbourhood (Gaussian kernel, bandwidth
+ * h, the sample itself left out) of a reference set (the samples, or a
+ * seeded subset of them), with the local raw moments of the offsets up to
+ * order 4 accumulated per query and never stored: only the k^4 sum over
+ * the samples is kept. Estimators (sl_s4_estimator):
+ *   cumulant   the kernel-tilted local density q(u) ~ p(z + u) K_h(u) has,
+ *              to first order in the cubic and quartic terms of log p,
+ *              covariance Sigma = (h^-2 I - H)^-1, mean m = Sigma g (plus a
+ *              correction from G3 and G4), third cumulant
+ *              Sigma^(x)3 (G3 + G4 m) and fourth cumulant Sigma^(x)4 G4; the
+ *              local cumulants are mapped back to g, H, G3, G4 (s4_project.c)
+ *   kde        S_4 = grad^4 p_hat / p_hat of the leave-one-out Gaussian kernel
+ *              density estimate: (m4 - 6 sym(m2 (x) I) + 3 sym(I (x) I)) / h^4
+ *              with m2, m4 the kernel-weighted raw moments of the offsets in
+ *              units of h (the S_4 of p smoothed by the kernel: bias O(h^2))
+ *   quadratic  the local quadratic fit (llsfe's map) in k dimensions: g and H
+ *              only, G3 = G4 = 0 (the original method's S_4, on z)
+ * The samples are first standardised (zeta = L^-1 (z - mean), Cov(z) = L L'),
+ * so the kernel is isotropic in units of the data's spread; results are
+ * mapped back to z exactly (S_4 transforms with L^-1 in every slot).
+ *
+ * Results depend on the data and options only, never on the number of
+ * threads (fixed blocks of queries, reduced in a fixed order). */
+#ifndef SCORELOSS_S4_H
+#define SCORELOSS_S4_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scoreloss/loss.h"
+#include "scoreloss/score.h"
+#include "scoreloss/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sl_s4_estimator {
+    SL_S4_CUMULANT = 0, /* local cumulants up to order 4 mapped to g, H, G3, G4 */
+    SL_S4_KDE,          /* grad^4 p_hat / p_hat of the Gaussian KDE */
+    SL_S4_QUADRATIC     /* the local quadratic fit: g and H only */
+} sl_s4_estimator;
+
+/* "cumulant", "kde", "quadratic". */
+sl_status sl_s4_estimator_from_name(const char *name, sl_s4_estimator *out);
+const char *sl_s4_estimator_name(sl_s4_estimator e);
+
+typedef struct sl_s4_options {
+    sl_s4_estimator estimator; /* default kde (measured more stable: see s4_project.c) */
+    /* The bandwidth in standardised units: h > 0 as given, else the rule
+     * h = bw_const * nref^(-1/(k + 8)) (bw_const default: see s4_project.c). */
+    double h;
+    double bw_const;
+    double cutoff;         /* neighbours within cutoff * h (default 4) */
+    size_t reference;      /* at most this many reference samples (a seeded subset; default
+                              10000, for speed: see s4_project.c); 0 = all */
+    int corrected;         /* cumulant: 1 applies the first-order corrections of the local
+                              mean and covariance by G3 and G4; 0 (default: the correction
+                              diverges on thin neighbourhoods) uses llsfe's g and H */
+    size_t min_neighbours; /* effective neighbours (K0^2 / sum w^2) below which a point takes
+                              the global Gaussian's scores (default 30) */
+    int detrend;   /* y minus its least-squares polynomial of this degree in z (0..3, default
+                      3) enters T, and minus its linear fit enters M2: the targets are unchanged
+                      (E[S_4 h] = E[grad^4 h] = 0 for cubic h) but the smooth, large parts of y
+                      no longer multiply the estimator's errors */
+    uint64_t seed; /* the reference subset */
+} sl_s4_options;
+
+void sl_s4_options_default(sl_s4_options *opt);
+
+typedef struct sl_s4_info {
+    double h;               /* the bandwidth used (standardised units) */
+    size_t nref;            /* reference samples */
+    double mean_neighbours; /* reference samples within cutoff * h, mean over queries */
+    double mean_effective;  /* K0^2 / sum w^2, mean over queries */
+    size_t regularised;     /* queries that took the global Gaussian's scores */
+} sl_s4_info;
+
+/* The estimated T_z = (1/n) sum_j y_j S_4^z(z_j) (k^4, row-major) and
+ * M2_z = (1/n) sum_j y_j S_2^z(z_j) (k x k; may be NULL) from n samples Z
+ * (n x k) and labels y (n), in the coordinates of z. info may be NULL. */
+sl_status sl_s4_tensor(const sl_s4_options *opt, size_t n, size_t k, const double *Z,
+                       const double *y, double *T, double *M2, sl_s4_info *info);
+
+/* The per-sample values y_j S_4^z(z_j)(b_c, b_c, b_c, b_c) for the nb
+ * columns b_c of B (k x nb) at the nq rows of Q (a subset of the samples:
+ * qidx[i] is row i's index among the n samples, so it is left out of its own
+ * neighbourhood) into vals (nq x nb), with the same reference set,
+ * bandwidth, estimator and label detrending as sl_s4_tensor on (Z, y). For
+ * standard errors. */
+sl_status sl_s4_directional(const sl_s4_options *opt, size_t n, size_t k, const double *Z,
+                            const double *y, size_t nq, const size_t *qidx, size_t nb,
+                            const double *B, double *vals);
+
+/* out (m^4) = T (k^4) contracted with A (k x m) in every slot:
+ * out[abce] = sum T[pqrs] A[pa] A[qb] A[rc] A[se]. */
+void sl_s4_contract(size_t k, const double *T, size_t m, const double *A, double *out);
+
+/* The moments of the projected route for the recovery pipeline: z = X U0
+ * (U0: d x k orthonormal columns, from M2 of d-dimensional scores), T_z and
+ * M2_z by sl_s4_tensor, then the whitening in k dimensions: M2_z = R Lambda
+ * R' (by decreasing |eigenvalue|), U = U0 R, P = U |Lambda|^-1/2, and
+ * T = T_z(R |Lambda|^-1/2, ...) (t_full = 1). evals_d (d values, may be
+ * NULL) are the d-dimensional M2's eigenvalues: evals[k..d-1] are taken
+ * from them (scaled by Lambda_1 / evals_d[0]) for the spectral-gap check.
+ * M2 is U0 M2_z U0'. Gw and Hw are NULL: the loss must run in tensor mode. */
+sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, const double *X,
+                               const double *y, size_t k, const double *U0, const double *evals_d,
+                               sl_moments **out, sl_s4_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

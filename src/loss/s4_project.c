@@ -1,0 +1,1127 @@
+/* Estimated fourth-order scores of the projected marginal (s4.h).
+ *
+ * For each query point (every sample), the reference samples within
+ * cutoff * h are gathered from a k-d tree over the standardised reference
+ * set, and the Gaussian-kernel-weighted raw moments of the offsets
+ * v = (zeta_i - zeta_j) / h are summed up to order 4: the 1 + k + 15 + 35 +
+ * 70 = 126 distinct monomials at k = 5, one multiply-add each per
+ * neighbour. The estimator maps them to (g, H, G3, G4) (or directly to S_4),
+ * and the sample's y_j (g^4 + 6 g g H + 3 H H + 4 g G3 + G4), not yet
+ * symmetrised, is added to its block's k^4 partial sum; the symmetrisation
+ * (the average over the 24 placements) is applied once at the end, which
+ * turns each product into the sum over its distinct placements with the
+ * weights of METHOD.md section 2. No per-sample k^4 tensor is kept.
+ *
+ * The cumulant map, in units of h (u = h v, so g_v = h g, H_v = h^2 H,
+ * G3_v = h^3 G3, G4_v = h^4 G4). The tilted local density is
+ *   q(v) ~ exp(g'v - v'(I - H)v / 2 + G3 v^3 / 6 + G4 v^4 / 24),
+ * a Gaussian N(m, S), S = (I - H)^-1, m = S g, perturbed by
+ * f(v) = G3 v^3 / 6 + G4 v^4 / 24. To first order in f its cumulant
+ * generating function is K(t) = t'm + t'S t / 2 + F(m + S t) - F(m) with
+ * F(mu) = E_{N(mu, S)} f, so the cumulants are
+ *   kappa1 = m + S grad F(m),   grad F = G3[m,m]/2 + G3[S]/2 + G4[m,m,m]/6
+ *                                        + G4[m,S]/2
+ *   kappa2 = S + S B S,         B = G3[m] + G4[m,m]/2 + G4[S]/2
+ *   kappa3 = S^(x)3 (G3 + G4[m]),   kappa4 = S^(x)4 G4
+ * (G3[m] contracts one slot with m, G3[S] two slots with S). The map back:
+ * G4 = S^-(x)4 kappa4, G3 = S^-(x)3 kappa3 - G4[m], and with the
+ * correction (options.corrected) S and m solved from kappa2 and kappa1 by
+ * fixed-point steps from S = kappa2, m = kappa1 (without it: llsfe's map,
+ * whose g is biased by O(h^2) G3 terms). Then g = S^-1 m, H = I - S^-1.
+ * Measured: the correction's fixed-point steps diverge where the
+ * neighbourhood is thin (G4[m,m,m] is cubic in the mean offset): d = 10,
+ * k = 5, n = 10^4, gauss, the corrected T had relative errors of 10^6 to
+ * 10^12 over three seeds, so it is off by default (options.corrected).
+ *
+ * Which estimator (measured, relative Frobenius error of T against the
+ * exact T of the same sample; scripts/s4_tables.sh has the d = 10 table):
+ * k = 2, n = 10^4, product logistic, labels relu(z1 + z2/2) + relu(z2 -
+ * 0.4 z1), h = 0.43, raw labels: kde 4.09, cumulant 9.29 (1e11 and more at
+ * k = 5), quadratic (k-dimensional llsfe) 6.39, the locally quadratic T
+ * from the exact g and H 3.02; on N(0, I): kde 1.28, cumulant 15.9. With
+ * the labels detrended (options.detrend, below): kde 1.60, cumulant 1.79,
+ * quadratic 1.44; N(0, I): kde 0.53, cumulant 1.53 (against the exact T
+ * with raw labels, whose own polynomial-part noise is in these numbers).
+ * The cumulant map divides noisy local fourth cumulants by the fourth power
+ * of a noisy local covariance and is unstable in k = 5; kde's estimate is
+ * linear in the local moments. kde is the default.
+ *
+ * The kde estimator needs only the raw moments about the query: grad^4 of
+ * the kernel is K(v) He_4(v) / h^4 with He_4(v) = v^4 - 6 sym(v v I)
+ * + 3 sym(I I), so S_4 = (m4 - 6 sym(m2 (x) I) + 3 sym(I (x) I)) / h^4 and
+ * S_2 = (m2 - I) / h^2.
+ *
+ * Truncation: the fourth moments weight the kernel's tail; in k = 5 the
+ * share of E|v|^4 K beyond c h is P(chi2_9 > c^2): 0.016 at c = 4.5, 0.003
+ * at c = 5.
+ *
+ * Determinism: queries in the tree's leaf order, in blocks of QBLOCK, each
+ * block's partial sums kept and added in block order. */
+#include "scoreloss/s4.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
+#include <lapacke.h>
+
+#include "core/linalg.h"
+#include "score/score_internal.h"
+#include "scoreloss/rng.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* OpenBLAS's own cblas.h declares these; it cannot be included beside GSL. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+#define QBLOCK 256     /* queries per independently summed block */
+#define MAX_K 8        /* the moment tables are sized for k <= MAX_K */
+#define DEFAULT_BW 1.0 /* h = DEFAULT_BW nref^(-1/(k+8)) in standardised units */
+#define DEFAULT_CUTOFF 4.0
+#define DEFAULT_REFERENCE 10000
+#define DEFAULT_MIN_NEIGHBOURS 30
+
+static const char *const estimator_names[] = {"cumulant", "kde", "quadratic"};
+
+sl_status sl_s4_estimator_from_name(const char *name, sl_s4_estimator *out) {
+    if (name)
+        for (int i = 0; i < 3; ++i)
+            if (strcmp(name, estimator_names[i]) == 0) {
+                *out = (sl_s4_estimator)i;
+                return SL_OK;
+            }
+    return sl_error(SL_EINVAL, "unknown S_4 estimator '%s' (expected cumulant, kde or quadratic)",
+                    name ? name : "(null)");
+}
+
+const char *sl_s4_estimator_name(sl_s4_estimator e) {
+    return (int)e >= 0 && (int)e < 3 ? estimator_names[e] : "unknown";
+}
+
+void sl_s4_options_default(sl_s4_options *opt) {
+    if (!opt) return;
+    memset(opt, 0, sizeof *opt);
+    opt->estimator = SL_S4_KDE;
+    opt->h = 0.0;
+    opt->bw_const = DEFAULT_BW;
+    opt->cutoff = DEFAULT_CUTOFF;
+    opt->reference = DEFAULT_REFERENCE;
+    opt->detrend = 3;
+    opt->corrected = 0; /* the correction diverges on thin neighbourhoods: see the top */
+    opt->min_neighbours = DEFAULT_MIN_NEIGHBOURS;
+    opt->seed = 1;
+}
+
+/* ---- small tensor algebra ------------------------------------------------------ */
+
+/* out = T contracted with A (k x m) in every slot; ws holds 2 max(k,m)^4. */
+static void contract4(size_t k, const double *T, size_t m, const double *A, double *out,
+                      double *ws) {
+    /* Four mode products, each moving the contracted slot to the back:
+     * X[q r s | p] -> Y[r s a | q] ... so the last pass gives [a b c e]. */
+    const double *src = T;
+    size_t dims[4] = {k, k, k, k};
+    double *bufs[2] = {ws,
+                       ws + (k > m ? k : m) * (k > m ? k : m) * (k > m ? k : m) * (k > m ? k : m)};
+    for (int pass = 0; pass < 4; ++pass) {
+        double *dst = pass == 3 ? out : bufs[pass % 2];
+        const size_t n0 = dims[0], rest = dims[1] * dims[2] * dims[3];
+        /* dst[rest][a] = sum_p src[p][rest] A[p][a] */
+        for (size_t r = 0; r < rest; ++r)
+            for (size_t a = 0; a < m; ++a) {
+                double s = 0.0;
+                for (size_t p = 0; p < n0; ++p) s += src[p * rest + r] * A[p * m + a];
+                dst[r * m + a] = s;
+            }
+        dims[0] = dims[1];
+        dims[1] = dims[2];
+        dims[2] = dims[3];
+        dims[3] = m;
+        src = dst;
+    }
+}
+
+void sl_s4_contract(size_t k, const double *T, size_t m, const double *A, double *out) {
+    const size_t big = k > m ? k : m;
+    double *ws = malloc(2 * big * big * big * big * sizeof *ws);
+    if (!ws) return;
+    contract4(k, T, m, A, out, ws);
+    free(ws);
+}
+
+/* The average of X (k^4) over the 24 permutations of its slots, in place. */
+static void symmetrise4(size_t k, double *X) {
+    const size_t k2 = k * k, k3 = k2 * k, k4 = k3 * k;
+    double *Y = malloc(k4 * sizeof *Y);
+    if (!Y) return;
+    static const int perms[24][4] = {
+        {0, 1, 2, 3}, {0, 1, 3, 2}, {0, 2, 1, 3}, {0, 2, 3, 1}, {0, 3, 1, 2}, {0, 3, 2, 1},
+        {1, 0, 2, 3}, {1, 0, 3, 2}, {1, 2, 0, 3}, {1, 2, 3, 0}, {1, 3, 0, 2}, {1, 3, 2, 0},
+        {2, 0, 1, 3}, {2, 0, 3, 1}, {2, 1, 0, 3}, {2, 1, 3, 0}, {2, 3, 0, 1}, {2, 3, 1, 0},
+        {3, 0, 1, 2}, {3, 0, 2, 1}, {3, 1, 0, 2}, {3, 1, 2, 0}, {3, 2, 0, 1}, {3, 2, 1, 0}};
+    const size_t stride[4] = {k3, k2, k, 1};
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b < k; ++b)
+            for (size_t c = 0; c < k; ++c)
+                for (size_t e = 0; e < k; ++e) {
+                    const size_t i[4] = {a, b, c, e};
+                    double s = 0.0;
+                    for (int p = 0; p < 24; ++p)
+                        s += X[i[perms[p][0]] * stride[0] + i[perms[p][1]] * stride[1] +
+                               i[perms[p][2]] * stride[2] + i[perms[p][3]] * stride[3]];
+                    Y[a * k3 + b * k2 + c * k + e] = s / 24.0;
+                }
+    memcpy(X, Y, k4 * sizeof *X);
+    free(Y);
+}
+
+/* ---- the per-query local fit ----------------------------------------------------- */
+
+typedef struct s4_ctx {
+    const sl_s4_options *opt;
+    size_t n, k, nref;
+    const double *zeta;   /* n x k standardised samples */
+    const size_t *refpos; /* n: position in the reference set, or SIZE_MAX */
+    const sl_kdtree *tree;
+    const double *rows; /* the tree's copy of the reference rows */
+    double h;
+    /* Unique-monomial positions of the full index tuples. */
+    size_t n2, n3, n4;
+    size_t idx2[MAX_K * MAX_K], idx3[MAX_K * MAX_K * MAX_K], idx4[MAX_K * MAX_K * MAX_K * MAX_K];
+} s4_ctx;
+
+static void build_tables(s4_ctx *c) {
+    const size_t k = c->k, k2 = k * k, k3 = k2 * k;
+    size_t i2 = 0, i3 = 0, i4 = 0;
+    /* The enumeration order of accumulate() below: a <= b <= c <= e. */
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = a; b < k; ++b) {
+            const size_t p2 = i2++;
+            c->idx2[a * k + b] = c->idx2[b * k + a] = p2;
+            for (size_t e3 = b; e3 < k; ++e3) {
+                const size_t p3 = i3++;
+                const size_t t3[3] = {a, b, e3};
+                /* every permutation of (a, b, e3) */
+                static const int P3[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                             {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+                for (int p = 0; p < 6; ++p)
+                    c->idx3[t3[P3[p][0]] * k2 + t3[P3[p][1]] * k + t3[P3[p][2]]] = p3;
+                for (size_t e4 = e3; e4 < k; ++e4) {
+                    const size_t p4 = i4++;
+                    const size_t t4[4] = {a, b, e3, e4};
+                    for (size_t x = 0; x < 4; ++x)
+                        for (size_t y = 0; y < 4; ++y)
+                            for (size_t z = 0; z < 4; ++z)
+                                for (size_t w = 0; w < 4; ++w)
+                                    if (x != y && x != z && x != w && y != z && y != w && z != w)
+                                        c->idx4[t4[x] * k3 + t4[y] * k2 + t4[z] * k + t4[w]] = p4;
+                }
+            }
+        }
+    c->n2 = i2;
+    c->n3 = i3;
+    c->n4 = i4;
+}
+
+/* Per-thread workspace. */
+typedef struct s4_work {
+    sl_kdtree_work *kw;
+    double *S;                       /* 1 + k + n2 + n3 + n4 raw sums */
+    double *m1, *m2, *m3, *m4;       /* full normalised moments */
+    double *c2, *c3, *k4;            /* central moments and cumulants */
+    double *g, *H, *G3, *G4;         /* the fit */
+    double *Si, *Sg, *L, *t4a, *t4b; /* scratch */
+    double *B, *gF;
+} s4_work;
+
+static void s4_work_free(s4_work *w) {
+    if (!w) return;
+    sl_kdtree_work_free(w->kw);
+    free(w->S);
+    free(w);
+}
+
+static s4_work *s4_work_alloc(const s4_ctx *c) {
+    const size_t k = c->k, k2 = k * k, k3 = k2 * k, k4 = k3 * k;
+    s4_work *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    const size_t nS = 1 + k + c->n2 + c->n3 + c->n4;
+    const size_t total =
+        nS + k + k2 + k3 + k4 + k2 + k3 + k4 + k + k2 + k3 + k4 + 3 * k2 + 2 * k4 + k2 + k;
+    w->S = calloc(total, sizeof *w->S);
+    if (!w->S || sl_kdtree_work_alloc(c->tree, 1024, &w->kw) != SL_OK) {
+        s4_work_free(w);
+        return NULL;
+    }
+    double *p = w->S + nS;
+    w->m1 = p, p += k;
+    w->m2 = p, p += k2;
+    w->m3 = p, p += k3;
+    w->m4 = p, p += k4;
+    w->c2 = p, p += k2;
+    w->c3 = p, p += k3;
+    w->k4 = p, p += k4;
+    w->g = p, p += k;
+    w->H = p, p += k2;
+    w->G3 = p, p += k3;
+    w->G4 = p, p += k4;
+    w->Si = p, p += k2;
+    w->Sg = p, p += k2;
+    w->L = p, p += k2;
+    w->t4a = p, p += k4;
+    w->t4b = p, p += k4;
+    w->B = p, p += k2;
+    w->gF = p;
+    return w;
+}
+
+/* Sums of w v^(x)r over the neighbours, r = 0..4, unique monomials. */
+static void accumulate(const s4_ctx *c, s4_work *w, const double *q, size_t count,
+                       const size_t *rows, const double *d2, double *wsum2) {
+    const size_t k = c->k;
+    const double ih = 1.0 / c->h, ih2h = 0.5 * ih * ih;
+    double *S = w->S;
+    double *S1 = S + 1, *S2 = S1 + k, *S3 = S2 + c->n2, *S4 = S3 + c->n3;
+    memset(S, 0, (1 + k + c->n2 + c->n3 + c->n4) * sizeof *S);
+    double v[MAX_K], ww2 = 0.0;
+    for (size_t t = 0; t < count; ++t) {
+        const double *x = c->rows + rows[t] * k;
+        const double wt = exp(-d2[t] * ih2h);
+        for (size_t a = 0; a < k; ++a) v[a] = (x[a] - q[a]) * ih;
+        S[0] += wt;
+        ww2 += wt * wt;
+        size_t i2 = 0, i3 = 0, i4 = 0;
+        for (size_t a = 0; a < k; ++a) {
+            const double wa = wt * v[a];
+            S1[a] += wa;
+            for (size_t b = a; b < k; ++b) {
+                const double wab = wa * v[b];
+                S2[i2++] += wab;
+                for (size_t e3 = b; e3 < k; ++e3) {
+                    const double wabc = wab * v[e3];
+                    S3[i3++] += wabc;
+                    for (size_t e4 = e3; e4 < k; ++e4) S4[i4++] += wabc * v[e4];
+                }
+            }
+        }
+    }
+    *wsum2 = ww2;
+}
+
+/* The local covariance C (units of h^2) is (I - h^2 H)^-1 for the tilted
+ * model: near I for small h. Its eigenvalues are clamped to
+ * [C_MIN_EIG, C_MAX_EIG] (C rewritten, Ci = C^-1): a nearly singular C
+ * from a thin neighbourhood otherwise turns into an enormous curvature, and
+ * the cumulant map raises C^-1 to the fourth power (measured: one such
+ * point took T to 1e19 at n = 10^5). Returns 0 when C is not finite. */
+#define C_MIN_EIG 0.3
+#define C_MAX_EIG 2.0
+static int clamped_inverse(size_t k, double *C, double *Ci, double *V, double *scratch) {
+    double w[MAX_K];
+    if (!sl_all_finite(k * k, C)) return 0;
+    memcpy(scratch, C, k * k * sizeof *C);
+    if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)k, scratch, (lapack_int)k, w) != 0)
+        return 0;
+    memcpy(V, scratch, k * k * sizeof *V);
+    for (size_t i = 0; i < k; ++i) w[i] = fmin(fmax(w[i], C_MIN_EIG), C_MAX_EIG);
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b < k; ++b) {
+            double c = 0.0, ci = 0.0;
+            for (size_t i = 0; i < k; ++i) {
+                const double vv = V[a * k + i] * V[b * k + i];
+                c += vv * w[i];
+                ci += vv / w[i];
+            }
+            C[a * k + b] = c;
+            Ci[a * k + b] = ci;
+        }
+    return 1;
+}
+
+/* Y = X (k^r) with A (k x k) applied in every slot: Y = A^(x)r X, i.e.
+ * Y[a..] = sum A[a p] ... X[p..]. A symmetric here, so the orientation does
+ * not matter. ws: k^r. */
+static void apply_all(size_t k, int r, const double *A, const double *X, double *Y, double *ws) {
+    size_t len = 1;
+    for (int i = 0; i < r; ++i) len *= k;
+    const size_t rest = len / k;
+    const double *src = X;
+    for (int pass = 0; pass < r; ++pass) {
+        double *dst = ((r - pass) % 2 == 1) ? Y : ws;
+        /* Contract the first slot and move the new index to the back. */
+        for (size_t t = 0; t < rest; ++t)
+            for (size_t a = 0; a < k; ++a) {
+                double s = 0.0;
+                for (size_t p = 0; p < k; ++p) s += A[a * k + p] * src[p * rest + t];
+                dst[t * k + a] = s;
+            }
+        src = dst;
+    }
+}
+
+/* The fit at one query: fills w->g, w->H, w->G3, w->G4 (zeta coordinates,
+ * not units of h) and returns 0, or 1 when the point took the global
+ * Gaussian's scores. For kde, G3 and G4 are not used: w->G4 receives the
+ * whole S_4 and w->H the S_2 (see add_point). */
+static int fit_point(const s4_ctx *c, s4_work *w, const double *q, double K0, double wsum2) {
+    const size_t k = c->k, k2 = k * k, k3 = k2 * k, k4 = k3 * k;
+    const sl_s4_estimator est = c->opt->estimator;
+    const double h = c->h;
+    const double neff = K0 > 0.0 ? K0 * K0 / wsum2 : 0.0;
+    const double *S = w->S, *S1 = S + 1, *S2 = S1 + k, *S3 = S2 + c->n2, *S4 = S3 + c->n3;
+    int ok = K0 > 0.0 && neff >= (double)c->opt->min_neighbours;
+    if (ok) {
+        const double i0 = 1.0 / K0;
+        for (size_t a = 0; a < k; ++a) w->m1[a] = S1[a] * i0;
+        for (size_t i = 0; i < k2; ++i) w->m2[i] = S2[c->idx2[i]] * i0;
+        if (est != SL_S4_QUADRATIC) {
+            for (size_t i = 0; i < k3; ++i) w->m3[i] = S3[c->idx3[i]] * i0;
+            for (size_t i = 0; i < k4; ++i) w->m4[i] = S4[c->idx4[i]] * i0;
+        }
+    }
+    if (ok && est == SL_S4_KDE) {
+        /* S_4 = (m4 - 6 m2 (x) I + 3 I (x) I) / h^4 before symmetrisation;
+         * S_2 = (m2 - I) / h^2; g = m1 / h. */
+        const double ih2 = 1.0 / (h * h), ih4 = ih2 * ih2;
+        for (size_t a = 0; a < k; ++a) w->g[a] = w->m1[a] / h;
+        for (size_t ab = 0; ab < k2; ++ab) {
+            const double I_ab = (ab / k == ab % k) ? 1.0 : 0.0;
+            w->H[ab] = (w->m2[ab] - I_ab) * ih2;
+            for (size_t ce = 0; ce < k2; ++ce) {
+                const double I_ce = (ce / k == ce % k) ? 1.0 : 0.0;
+                w->G4[ab * k2 + ce] =
+                    (w->m4[ab * k2 + ce] - 6.0 * w->m2[ab] * I_ce + 3.0 * I_ab * I_ce) * ih4;
+            }
+        }
+        return 0;
+    }
+    if (ok) {
+        /* Central moments (units of h). */
+        const double *mu = w->m1;
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = 0; b < k; ++b) w->c2[a * k + b] = w->m2[a * k + b] - mu[a] * mu[b];
+        ok = clamped_inverse(k, w->c2, w->Si, w->L, w->B);
+    }
+    if (!ok) {
+        /* Too few neighbours, or a degenerate neighbourhood: the global
+         * standard Gaussian of the standardised data. */
+        for (size_t a = 0; a < k; ++a) w->g[a] = -q[a];
+        for (size_t ab = 0; ab < k2; ++ab) w->H[ab] = (ab / k == ab % k) ? -1.0 : 0.0;
+        memset(w->G3, 0, k3 * sizeof *w->G3);
+        memset(w->G4, 0, k4 * sizeof *w->G4);
+        if (est == SL_S4_KDE) {
+            /* add_point reads the kde's S_4 from G4 and S_2 from H. */
+            double *g = w->g, *Hq = w->H;
+            for (size_t ab = 0; ab < k2; ++ab) {
+                const size_t a = ab / k, b = ab % k;
+                for (size_t ce = 0; ce < k2; ++ce) {
+                    const size_t cc = ce / k, e = ce % k;
+                    w->G4[ab * k2 + ce] = g[a] * g[b] * g[cc] * g[e] + 6.0 * g[a] * g[b] * Hq[ce] +
+                                          3.0 * Hq[ab] * Hq[ce];
+                }
+            }
+            for (size_t ab = 0; ab < k2; ++ab) w->H[ab] += g[ab / k] * g[ab % k];
+        }
+        return 1;
+    }
+    double *m = w->gF; /* the tilted mean (units of h), reused below */
+    (void)m;
+    double mean[MAX_K];
+    memcpy(mean, w->m1, k * sizeof *mean);
+    if (est == SL_S4_CUMULANT) {
+        const double *mu = w->m1;
+        /* c3 = E (v - mu)^3, k4 = E (v - mu)^4 - 3 sym(c2 c2). */
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = 0; b < k; ++b)
+                for (size_t e = 0; e < k; ++e) {
+                    const size_t i = (a * k + b) * k + e;
+                    w->c3[i] = w->m3[i] - mu[a] * w->m2[b * k + e] - mu[b] * w->m2[a * k + e] -
+                               mu[e] * w->m2[a * k + b] + 2.0 * mu[a] * mu[b] * mu[e];
+                }
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = 0; b < k; ++b)
+                for (size_t cc = 0; cc < k; ++cc)
+                    for (size_t e = 0; e < k; ++e) {
+                        const size_t i = ((a * k + b) * k + cc) * k + e;
+                        /* E (v-mu)^4 from raw moments. */
+                        double v = w->m4[i];
+                        v -= mu[a] * w->m3[(b * k + cc) * k + e] +
+                             mu[b] * w->m3[(a * k + cc) * k + e] +
+                             mu[cc] * w->m3[(a * k + b) * k + e] +
+                             mu[e] * w->m3[(a * k + b) * k + cc];
+                        v += mu[a] * mu[b] * w->m2[cc * k + e] + mu[a] * mu[cc] * w->m2[b * k + e] +
+                             mu[a] * mu[e] * w->m2[b * k + cc] + mu[b] * mu[cc] * w->m2[a * k + e] +
+                             mu[b] * mu[e] * w->m2[a * k + cc] + mu[cc] * mu[e] * w->m2[a * k + b];
+                        v -= 3.0 * mu[a] * mu[b] * mu[cc] * mu[e];
+                        const double *C = w->c2;
+                        v -= C[a * k + b] * C[cc * k + e] + C[a * k + cc] * C[b * k + e] +
+                             C[a * k + e] * C[b * k + cc];
+                        w->k4[i] = v;
+                    }
+        /* S (units of h) starts at c2, the mean at mu; w->Si = c2^-1. */
+        memcpy(w->Sg, w->c2, k2 * sizeof *w->Sg);
+        const int steps = c->opt->corrected ? 2 : 0;
+        for (int it = 0;; ++it) {
+            /* G4 = Si^(x)4 k4, G3 = Si^(x)3 c3 - G4[mean] (units of h). */
+            apply_all(k, 4, w->Si, w->k4, w->G4, w->t4a);
+            apply_all(k, 3, w->Si, w->c3, w->G3, w->t4a);
+            for (size_t i = 0; i < k3; ++i) {
+                double s = 0.0;
+                for (size_t e = 0; e < k; ++e) s += w->G4[i * k + e] * mean[e];
+                w->G3[i] -= s;
+            }
+            if (it >= steps) break;
+            /* B = G3[m] + G4[m,m]/2 + G4[S]/2; grad F = G3[m,m]/2 + G3[S]/2
+             * + G4[m,m,m]/6 + G4[m,S]/2; then S = c2 - S B S, m = mu - S grad F. */
+            const double *Sg = w->Sg;
+            for (size_t a = 0; a < k; ++a) {
+                double gf = 0.0;
+                for (size_t b = 0; b < k; ++b) {
+                    double bb = 0.0;
+                    for (size_t e = 0; e < k; ++e) {
+                        const double g3 = w->G3[(a * k + b) * k + e];
+                        bb += g3 * mean[e];
+                        gf += 0.5 * g3 * (mean[b] * mean[e] + Sg[b * k + e]);
+                        for (size_t f = 0; f < k; ++f) {
+                            const double g4 = w->G4[((a * k + b) * k + e) * k + f];
+                            bb += 0.5 * g4 * (mean[e] * mean[f] + Sg[e * k + f]);
+                            gf += g4 * mean[b] * (mean[e] * mean[f] / 6.0 + 0.5 * Sg[e * k + f]);
+                        }
+                    }
+                    w->B[a * k + b] = bb;
+                }
+                w->gF[a] = gf;
+            }
+            /* t4b (k^2) = S B S, new mean. */
+            double SB[MAX_K * MAX_K], newS[MAX_K * MAX_K], newm[MAX_K];
+            for (size_t a = 0; a < k; ++a)
+                for (size_t b = 0; b < k; ++b) {
+                    double s = 0.0;
+                    for (size_t e = 0; e < k; ++e) s += Sg[a * k + e] * w->B[e * k + b];
+                    SB[a * k + b] = s;
+                }
+            for (size_t a = 0; a < k; ++a) {
+                double s = 0.0;
+                for (size_t e = 0; e < k; ++e) s += Sg[a * k + e] * w->gF[e];
+                newm[a] = w->m1[a] - s;
+                for (size_t b = 0; b < k; ++b) {
+                    double t = 0.0;
+                    for (size_t e = 0; e < k; ++e) t += SB[a * k + e] * Sg[e * k + b];
+                    newS[a * k + b] = w->c2[a * k + b] - t;
+                }
+            }
+            for (size_t a = 0; a < k; ++a)
+                for (size_t b = a; b < k; ++b)
+                    newS[a * k + b] = newS[b * k + a] = 0.5 * (newS[a * k + b] + newS[b * k + a]);
+            double newSi[MAX_K * MAX_K];
+            if (!clamped_inverse(k, newS, newSi, w->L, w->t4b)) break; /* keep the last fit */
+            memcpy(w->Sg, newS, k2 * sizeof *newS);
+            memcpy(w->Si, newSi, k2 * sizeof *newSi);
+            memcpy(mean, newm, k * sizeof *mean);
+        }
+    }
+    /* g = S^-1 m, H = I - S^-1 (units of h), then to zeta units. */
+    const double ih = 1.0 / h, ih2 = ih * ih;
+    for (size_t a = 0; a < k; ++a) {
+        double s = 0.0;
+        for (size_t b = 0; b < k; ++b) s += w->Si[a * k + b] * mean[b];
+        w->g[a] = s * ih;
+    }
+    for (size_t ab = 0; ab < k2; ++ab)
+        w->H[ab] = (((ab / k) == (ab % k) ? 1.0 : 0.0) - w->Si[ab]) * ih2;
+    if (est == SL_S4_CUMULANT) {
+        const double ih3 = ih2 * ih, ih4 = ih2 * ih2;
+        for (size_t i = 0; i < k3; ++i) w->G3[i] *= ih3;
+        for (size_t i = 0; i < k4; ++i) w->G4[i] *= ih4;
+    } else {
+        memset(w->G3, 0, k3 * sizeof *w->G3);
+        memset(w->G4, 0, k4 * sizeof *w->G4);
+    }
+    return 0;
+}
+
+/* Adds y (g^4 + 6 g g H + 3 H H + 4 g G3 + G4) (unsymmetrised) to X and
+ * yM (g g' + H) to M2; for kde, y S_4 (in G4) and yM S_2 (in H). */
+static void add_point(const s4_ctx *c, const s4_work *w, double y, double yM, double *X,
+                      double *M2) {
+    const size_t k = c->k, k2 = k * k;
+    const double *g = w->g, *H = w->H, *G3 = w->G3, *G4 = w->G4;
+    if (c->opt->estimator == SL_S4_KDE) {
+        cblas_daxpy((int)(k2 * k2), y, G4, 1, X, 1);
+        cblas_daxpy((int)k2, yM, H, 1, M2, 1);
+        return;
+    }
+    double gg[MAX_K * MAX_K], q[MAX_K * MAX_K];
+    for (size_t ab = 0; ab < k2; ++ab) {
+        gg[ab] = g[ab / k] * g[ab % k];
+        q[ab] = gg[ab] + 6.0 * H[ab];
+        M2[ab] += yM * (gg[ab] + H[ab]);
+    }
+    for (size_t ab = 0; ab < k2; ++ab) {
+        const double ga = g[ab / k], al = gg[ab], be = 3.0 * H[ab];
+        const double *g3 = G3 + (ab % k) * k2, *g4 = G4 + ab * k2;
+        double *x = X + ab * k2;
+        for (size_t ce = 0; ce < k2; ++ce)
+            x[ce] += y * (al * q[ce] + be * H[ce] + 4.0 * ga * g3[ce] + g4[ce]);
+    }
+}
+
+/* ---- setup shared by the tensor and the directional values ----------------------- */
+
+typedef struct s4_setup {
+    size_t k, nref;
+    double mean[MAX_K];
+    double L[MAX_K * MAX_K], Linv[MAX_K * MAX_K]; /* Cov(z) = L L', lower */
+    double *zeta;                                 /* n x k */
+    double *ref;                                  /* nref x k (standardised) */
+    size_t *refpos;                               /* n */
+    sl_kdtree *tree;
+    const double *rows;
+    double h;
+} s4_setup;
+
+static void setup_free(s4_setup *s) {
+    free(s->zeta);
+    free(s->ref);
+    free(s->refpos);
+    sl_kdtree_free(s->tree);
+}
+
+static sl_status setup(const sl_s4_options *opt, size_t n, size_t k, const double *Z, s4_setup *s) {
+    memset(s, 0, sizeof *s);
+    s->k = k;
+    if (k < 1 || k > MAX_K)
+        return sl_error(SL_EINVAL, "S_4 estimation: k = %zu directions (1..%d supported)", k,
+                        MAX_K);
+    if (n < 4 * k + 4)
+        return sl_error(SL_EINVAL, "S_4 estimation: %zu samples are too few for k = %zu", n, k);
+    if (!sl_all_finite(n * k, Z))
+        return sl_error(SL_ENUMERIC, "S_4 estimation: the projected samples are not finite");
+    /* Mean and covariance, then L and L^-1. */
+    double C[MAX_K * MAX_K] = {0};
+    for (size_t j = 0; j < n; ++j)
+        for (size_t a = 0; a < k; ++a) s->mean[a] += Z[j * k + a];
+    for (size_t a = 0; a < k; ++a) s->mean[a] /= (double)n;
+    for (size_t j = 0; j < n; ++j)
+        for (size_t a = 0; a < k; ++a)
+            for (size_t b = 0; b <= a; ++b)
+                C[a * k + b] += (Z[j * k + a] - s->mean[a]) * (Z[j * k + b] - s->mean[b]);
+    for (size_t a = 0; a < k; ++a)
+        for (size_t b = 0; b <= a; ++b)
+            C[a * k + b] = C[b * k + a] = C[a * k + b] / (double)(n - 1);
+    sl_status st = sl_cholesky(k, C, s->L, "the covariance of the projected samples");
+    if (st) return st;
+    /* L^-1 by forward substitution on the identity. */
+    for (size_t col = 0; col < k; ++col)
+        for (size_t a = 0; a < k; ++a) {
+            double v = a == col ? 1.0 : 0.0;
+            for (size_t b = 0; b < a; ++b) v -= s->L[a * k + b] * s->Linv[b * k + col];
+            s->Linv[a * k + col] = v / s->L[a * k + a];
+        }
+    s->zeta = malloc(n * k * sizeof *s->zeta);
+    s->refpos = malloc(n * sizeof *s->refpos);
+    if (!s->zeta || !s->refpos) return sl_error(SL_ENOMEM, "out of memory for %zu samples", n);
+    for (size_t j = 0; j < n; ++j)
+        for (size_t a = 0; a < k; ++a) {
+            double v = 0.0;
+            for (size_t b = 0; b <= a; ++b) v += s->Linv[a * k + b] * (Z[j * k + b] - s->mean[b]);
+            s->zeta[j * k + a] = v;
+        }
+    /* The reference set: all samples, or a seeded subset in index order. */
+    s->nref = opt->reference > 0 && opt->reference < n ? opt->reference : n;
+    s->ref = malloc(s->nref * k * sizeof *s->ref);
+    if (!s->ref) return sl_error(SL_ENOMEM, "out of memory for %zu reference samples", s->nref);
+    for (size_t j = 0; j < n; ++j) s->refpos[j] = s->nref == n ? j : SIZE_MAX;
+    if (s->nref == n) {
+        memcpy(s->ref, s->zeta, n * k * sizeof *s->ref);
+    } else {
+        size_t *all = malloc(n * sizeof *all), *pick = malloc(s->nref * sizeof *pick);
+        gsl_rng *r = sl_rng_alloc(opt->seed, 0x54);
+        if (!all || !pick || !r) {
+            free(all);
+            free(pick);
+            if (r) gsl_rng_free(r);
+            return sl_error(SL_ENOMEM, "out of memory");
+        }
+        for (size_t j = 0; j < n; ++j) all[j] = j;
+        gsl_ran_choose(r, pick, s->nref, all, n, sizeof *all);
+        for (size_t i = 0; i < s->nref; ++i) {
+            s->refpos[pick[i]] = i;
+            memcpy(s->ref + i * k, s->zeta + pick[i] * k, k * sizeof *s->ref);
+        }
+        free(all);
+        free(pick);
+        gsl_rng_free(r);
+    }
+    s->h = opt->h > 0.0 ? opt->h : opt->bw_const * pow((double)s->nref, -1.0 / ((double)k + 8.0));
+    if (!(s->h > 0.0 && isfinite(s->h)))
+        return sl_error(SL_EINVAL, "S_4 estimation: bandwidth must be positive, got %g", s->h);
+    if (!(opt->cutoff > 0.0))
+        return sl_error(SL_EINVAL, "S_4 estimation: cutoff must be positive, got %g", opt->cutoff);
+    st = sl_kdtree_build(s->nref, k, s->ref, &s->tree);
+    if (!st) st = sl_kdtree_info(s->tree, NULL, NULL, NULL, NULL, &s->rows);
+    return st;
+}
+
+static void ctx_init(s4_ctx *c, const sl_s4_options *opt, size_t n, const s4_setup *s) {
+    memset(c, 0, sizeof *c);
+    c->opt = opt;
+    c->n = n;
+    c->k = s->k;
+    c->nref = s->nref;
+    c->zeta = s->zeta;
+    c->refpos = s->refpos;
+    c->tree = s->tree;
+    c->rows = s->rows;
+    c->h = s->h;
+    build_tables(c);
+}
+
+/* ---- control variates --------------------------------------------------------------- */
+
+/* r = y minus its least-squares fit by the polynomials of degree <= deg in
+ * zeta (deg 0..3). For the exact score, E[S_4(z) h(z)] = E[grad^4 h] = 0 for
+ * every such polynomial when deg <= 3 (and E[S_2 h] = 0 for deg <= 1), so
+ * the residual has the same target T (M2) as y, but the parts of y that are
+ * smooth and large (the mean label, the linear growth of a ReLU away from
+ * its kink) no longer multiply the estimator's bias and noise. Sums in
+ * sample order (the result does not depend on the thread count). */
+static sl_status detrend(size_t n, size_t k, const double *zeta, const double *y, int deg,
+                         double *r) {
+    /* The monomials: 1, z_a, z_a z_b (a <= b), z_a z_b z_c (a <= b <= c). */
+    size_t np = 1;
+    if (deg >= 1) np += k;
+    if (deg >= 2) np += k * (k + 1) / 2;
+    if (deg >= 3) np += k * (k + 1) * (k + 2) / 6;
+    double *G = calloc(np * np + 2 * np, sizeof *G);
+    if (!G) return sl_error(SL_ENOMEM, "out of memory");
+    double *b = G + np * np, *phi = b + np;
+    for (int pass = 0; pass < 2; ++pass) {
+        for (size_t j = 0; j < n; ++j) {
+            const double *z = zeta + j * k;
+            size_t p = 0;
+            phi[p++] = 1.0;
+            if (deg >= 1)
+                for (size_t a = 0; a < k; ++a) phi[p++] = z[a];
+            if (deg >= 2)
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t c = a; c < k; ++c) phi[p++] = z[a] * z[c];
+            if (deg >= 3)
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t c = a; c < k; ++c)
+                        for (size_t e = c; e < k; ++e) phi[p++] = z[a] * z[c] * z[e];
+            if (pass == 0) {
+                for (size_t u = 0; u < np; ++u) {
+                    b[u] += phi[u] * y[j];
+                    for (size_t v = u; v < np; ++v) G[u * np + v] += phi[u] * phi[v];
+                }
+            } else {
+                double f = 0.0;
+                for (size_t u = 0; u < np; ++u) f += phi[u] * b[u];
+                r[j] = y[j] - f;
+            }
+        }
+        if (pass == 0) {
+            for (size_t u = 0; u < np; ++u) {
+                for (size_t v = 0; v < u; ++v) G[u * np + v] = G[v * np + u];
+                G[u * np + u] *= 1.0 + 1e-10; /* against exact collinearity */
+            }
+            if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)np, 1, G, (lapack_int)np, b, 1) !=
+                0) {
+                free(G);
+                return sl_error(SL_ENUMERIC, "S_4 estimation: the polynomial fit of the labels "
+                                             "is singular");
+            }
+        }
+    }
+    free(G);
+    return SL_OK;
+}
+
+/* ---- the tensor --------------------------------------------------------------------- */
+
+sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const double *Z,
+                       const double *y, double *T, double *M2, sl_s4_info *info) {
+    if (!Z || !y || !T) return sl_error(SL_EINVAL, "S_4 estimation: missing argument");
+    sl_s4_options opt;
+    if (opt_in)
+        opt = *opt_in;
+    else
+        sl_s4_options_default(&opt);
+    if ((int)opt.estimator < 0 || (int)opt.estimator > SL_S4_QUADRATIC)
+        return sl_error(SL_EINVAL, "S_4 estimation: unknown estimator %d", (int)opt.estimator);
+    if (!sl_all_finite(n, y)) return sl_error(SL_EINVAL, "S_4 estimation: non-finite labels");
+    if (opt.detrend < 0 || opt.detrend > 3)
+        return sl_error(SL_EINVAL, "S_4 estimation: detrend degree %d (0..3)", opt.detrend);
+    s4_setup s;
+    sl_status st = setup(&opt, n, k, Z, &s);
+    s4_ctx *c = NULL;
+    size_t *order = NULL;
+    double *parts = NULL;
+    /* Labels with the polynomials removed: yT for T (degree detrend), yM for
+     * M2 (degree min(detrend, 1)). */
+    double *yT = NULL, *yM = NULL;
+    if (!st) {
+        yT = malloc(n * sizeof *yT);
+        yM = malloc(n * sizeof *yM);
+        if (!yT || !yM) st = sl_error(SL_ENOMEM, "out of memory for %zu labels", n);
+    }
+    if (!st) st = detrend(n, k, s.zeta, y, opt.detrend, yT);
+    if (!st) st = detrend(n, k, s.zeta, y, opt.detrend < 1 ? opt.detrend : 1, yM);
+    const size_t k2 = k * k, k4 = k2 * k2, plen = k4 + k2 + 3;
+    const size_t nblocks = (n + QBLOCK - 1) / QBLOCK;
+    if (!st) {
+        c = malloc(sizeof *c);
+        order = malloc(n * sizeof *order);
+        parts = calloc(nblocks * plen, sizeof *parts);
+        if (!c || !order || !parts) st = sl_error(SL_ENOMEM, "out of memory for the S_4 blocks");
+    }
+    if (!st) st = sl_kdtree_query_order(s.tree, n, s.zeta, order);
+    if (!st) {
+        ctx_init(c, &opt, n, &s);
+        const double radius = opt.cutoff * s.h;
+        int failed = 0;
+        const int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+        {
+            s4_work *w = s4_work_alloc(c);
+            if (!w) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                failed = 1;
+            }
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (size_t b = 0; b < nblocks; ++b) {
+                if (!w || failed) continue;
+                double *part = parts + b * plen, *X = part, *m2 = part + k4, *cnt = m2 + k2;
+                const size_t lo = b * QBLOCK, hi = lo + QBLOCK < n ? lo + QBLOCK : n;
+                for (size_t t = lo; t < hi; ++t) {
+                    const size_t j = order[t];
+                    const double *q = s.zeta + j * k;
+                    size_t count = 0;
+                    const size_t *rows = NULL;
+                    const double *d2 = NULL;
+                    if (sl_kdtree_radius_rows(s.tree, w->kw, q, radius, s.refpos[j], &count, &rows,
+                                              &d2) != SL_OK) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                        failed = 2;
+                        break;
+                    }
+                    double wsum2 = 0.0;
+                    accumulate(c, w, q, count, rows, d2, &wsum2);
+                    const double K0 = w->S[0];
+                    const int reg = fit_point(c, w, q, K0, wsum2);
+                    add_point(c, w, yT[j], yM[j], X, m2);
+                    cnt[0] += (double)count;
+                    cnt[1] += K0 > 0.0 ? K0 * K0 / wsum2 : 0.0;
+                    cnt[2] += reg;
+                }
+            }
+            s4_work_free(w);
+        }
+        openblas_set_num_threads(blas_threads);
+        if (failed == 1) st = sl_error(SL_ENOMEM, "out of memory for the S_4 workspaces");
+        if (failed == 2) st = sl_error(SL_ENOMEM, "S_4 estimation: a neighbour query failed");
+    }
+    if (!st) {
+        /* Block sums in block order, then symmetrise and map to z. */
+        double *X = calloc(k4 + k2 + 3, sizeof *X);
+        double *ws = malloc(2 * k4 * sizeof *ws);
+        if (!X || !ws) {
+            free(X);
+            free(ws);
+            st = sl_error(SL_ENOMEM, "out of memory");
+        } else {
+            for (size_t b = 0; b < nblocks; ++b)
+                for (size_t i = 0; i < plen; ++i) X[i] += parts[b * plen + i];
+            for (size_t i = 0; i < k4 + k2; ++i) X[i] /= (double)n;
+            symmetrise4(k, X);
+            /* T_z = T_zeta(A, A, A, A), A = L^-1 (zeta = A (z - mean)). */
+            contract4(k, X, k, s.Linv, T, ws);
+            if (M2) {
+                double tmp[MAX_K * MAX_K];
+                double *m2 = X + k4;
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t b = a; b < k; ++b)
+                        m2[a * k + b] = m2[b * k + a] = 0.5 * (m2[a * k + b] + m2[b * k + a]);
+                /* M2_z = A' M2_zeta A */
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t b = 0; b < k; ++b) {
+                        double v = 0.0;
+                        for (size_t e = 0; e < k; ++e) v += m2[a * k + e] * s.Linv[e * k + b];
+                        tmp[a * k + b] = v;
+                    }
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t b = 0; b < k; ++b) {
+                        double v = 0.0;
+                        for (size_t e = 0; e < k; ++e) v += s.Linv[e * k + a] * tmp[e * k + b];
+                        M2[a * k + b] = v;
+                    }
+                for (size_t a = 0; a < k; ++a)
+                    for (size_t b = a; b < k; ++b)
+                        M2[a * k + b] = M2[b * k + a] = 0.5 * (M2[a * k + b] + M2[b * k + a]);
+            }
+            if (info) {
+                info->h = s.h;
+                info->nref = s.nref;
+                info->mean_neighbours = X[k4 + k2] / (double)n;
+                info->mean_effective = X[k4 + k2 + 1] / (double)n;
+                info->regularised = (size_t)X[k4 + k2 + 2];
+            }
+            if (!sl_all_finite(k4, T))
+                st = sl_error(SL_ENUMERIC, "S_4 estimation: the tensor has non-finite entries");
+            free(X);
+            free(ws);
+        }
+    }
+    free(c);
+    free(order);
+    free(parts);
+    free(yT);
+    free(yM);
+    setup_free(&s);
+    return st;
+}
+
+sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, const double *Z,
+                            const double *y, size_t nq, const size_t *qidx, size_t nb,
+                            const double *B, double *vals) {
+    if (!Z || !y || !qidx || !B || !vals || nb == 0)
+        return sl_error(SL_EINVAL, "S_4 directional values: missing argument");
+    sl_s4_options opt;
+    if (opt_in)
+        opt = *opt_in;
+    else
+        sl_s4_options_default(&opt);
+    for (size_t i = 0; i < nq; ++i)
+        if (qidx[i] >= n) return sl_error(SL_EINVAL, "S_4 directional values: bad query index");
+    s4_setup s;
+    sl_status st = setup(&opt, n, k, Z, &s);
+    s4_ctx *c = NULL;
+    double *Bz = NULL, *yT = NULL;
+    if (!st) {
+        c = malloc(sizeof *c);
+        Bz = malloc(k * nb * sizeof *Bz);
+        yT = malloc(n * sizeof *yT);
+        if (!c || !Bz || !yT) st = sl_error(SL_ENOMEM, "out of memory");
+    }
+    /* The same labels as sl_s4_tensor's T. */
+    if (!st)
+        st = detrend(n, k, s.zeta, y, opt.detrend < 0 || opt.detrend > 3 ? 3 : opt.detrend, yT);
+    if (!st) {
+        ctx_init(c, &opt, n, &s);
+        /* The directions in zeta coordinates: b_zeta = L' b_z, since
+         * S_z(b) = S_zeta(L^-1 ... ) -- see below. */
+        /* S_4^z(b, b, b, b) = S_4^zeta(A b, ...) with A = L^-1 as a map of
+         * the slots: T_z[abce] = sum T_zeta[pqrs] A[pa] A[qb] ..., so the
+         * zeta-direction is A b (A[p][a] b[a] summed over a). */
+        for (size_t p = 0; p < k; ++p)
+            for (size_t col = 0; col < nb; ++col) {
+                double v = 0.0;
+                for (size_t a = 0; a < k; ++a) v += s.Linv[p * k + a] * B[a * nb + col];
+                Bz[p * nb + col] = v;
+            }
+        const double radius = opt.cutoff * s.h;
+        int failed = 0;
+        const size_t k2 = k * k, k3 = k2 * k;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+        {
+            s4_work *w = s4_work_alloc(c);
+            if (!w) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                failed = 1;
+            }
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 16)
+#endif
+            for (size_t i = 0; i < nq; ++i) {
+                if (!w || failed) continue;
+                const size_t j = qidx[i];
+                const double *q = s.zeta + j * k;
+                size_t count = 0;
+                const size_t *rows = NULL;
+                const double *d2 = NULL;
+                if (sl_kdtree_radius_rows(s.tree, w->kw, q, radius, s.refpos[j], &count, &rows,
+                                          &d2) != SL_OK) {
+                    failed = 2;
+                    continue;
+                }
+                double wsum2 = 0.0;
+                accumulate(c, w, q, count, rows, d2, &wsum2);
+                fit_point(c, w, q, w->S[0], wsum2);
+                for (size_t col = 0; col < nb; ++col) {
+                    double b[MAX_K];
+                    for (size_t a = 0; a < k; ++a) b[a] = Bz[a * nb + col];
+                    double s4 = 0.0;
+                    if (opt.estimator == SL_S4_KDE) {
+                        for (size_t a = 0; a < k; ++a)
+                            for (size_t bb = 0; bb < k; ++bb)
+                                for (size_t cc = 0; cc < k; ++cc)
+                                    for (size_t e = 0; e < k; ++e)
+                                        s4 += w->G4[((a * k + bb) * k + cc) * k + e] * b[a] *
+                                              b[bb] * b[cc] * b[e];
+                        /* kde's unsymmetrised S_4 has the same full contraction. */
+                    } else {
+                        double gb = 0.0, hb = 0.0, g3 = 0.0, g4 = 0.0;
+                        for (size_t a = 0; a < k; ++a) {
+                            gb += w->g[a] * b[a];
+                            for (size_t bb = 0; bb < k; ++bb) {
+                                hb += w->H[a * k + bb] * b[a] * b[bb];
+                                for (size_t cc = 0; cc < k; ++cc) {
+                                    const double bbb = b[a] * b[bb] * b[cc];
+                                    g3 += w->G3[a * k2 + bb * k + cc] * bbb;
+                                    for (size_t e = 0; e < k; ++e)
+                                        g4 += w->G4[a * k3 + bb * k2 + cc * k + e] * bbb * b[e];
+                                }
+                            }
+                        }
+                        s4 = gb * gb * gb * gb + 6.0 * gb * gb * hb + 3.0 * hb * hb +
+                             4.0 * gb * g3 + g4;
+                    }
+                    vals[i * nb + col] = yT[j] * s4;
+                }
+            }
+            s4_work_free(w);
+        }
+        if (failed == 1) st = sl_error(SL_ENOMEM, "out of memory for the S_4 workspaces");
+        if (failed == 2) st = sl_error(SL_ENOMEM, "S_4 estimation: a neighbour query failed");
+    }
+    free(c);
+    free(Bz);
+    free(yT);
+    setup_free(&s);
+    return st;
+}
+
+/* ---- the recovery pipeline's moments ------------------------------------------------ */
+
+sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, const double *X,
+                               const double *y, size_t k, const double *U0, const double *evals_d,
+                               sl_moments **out, sl_s4_info *info) {
+    if (!out) return sl_error(SL_EINVAL, "projected moments: no output pointer");
+    *out = NULL;
+    if (!X || !y || !U0) return sl_error(SL_EINVAL, "projected moments: missing argument");
+    if (k < 1 || k > d || k > MAX_K)
+        return sl_error(SL_EINVAL, "projected moments: k = %zu (need 1 <= k <= min(d, %d))", k,
+                        MAX_K);
+    const size_t k2 = k * k, k4 = k2 * k2;
+    sl_moments *m = calloc(1, sizeof *m);
+    double *Z = malloc(n * k * sizeof *Z), *Tz = malloc(k4 * sizeof *Tz);
+    double M2z[MAX_K * MAX_K], w[MAX_K], V[MAX_K * MAX_K], Wh[MAX_K * MAX_K];
+    sl_status st = SL_OK;
+    if (!m || !Z || !Tz) st = sl_error(SL_ENOMEM, "out of memory for the projected moments");
+    if (!st) {
+        m->n = n;
+        m->d = d;
+        m->k = k;
+        m->y = malloc(n * sizeof *m->y);
+        m->M2 = calloc(d * d, sizeof *m->M2);
+        m->evals = calloc(d, sizeof *m->evals);
+        m->U = malloc(d * k * sizeof *m->U);
+        m->P = malloc(d * k * sizeof *m->P);
+        m->T = malloc(k4 * sizeof *m->T);
+        m->signal = calloc(k, sizeof *m->signal);
+        if (!m->y || !m->M2 || !m->evals || !m->U || !m->P || !m->T || !m->signal)
+            st = sl_error(SL_ENOMEM, "out of memory for the projected moments");
+    }
+    if (!st) {
+        memcpy(m->y, y, n * sizeof *y);
+        const int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)d, 1.0, X,
+                    (int)d, U0, (int)k, 0.0, Z, (int)k);
+        openblas_set_num_threads(blas_threads);
+        st = sl_s4_tensor(opt, n, k, Z, y, Tz, M2z, info);
+    }
+    if (!st) st = sl_sym_eigen(k, M2z, w, V);
+    if (!st) {
+        /* Order by decreasing |eigenvalue|; fix each column's sign by its
+         * largest entry in input space. */
+        size_t order[MAX_K];
+        for (size_t i = 0; i < k; ++i) {
+            size_t j = i;
+            while (j > 0 && fabs(w[order[j - 1]]) < fabs(w[i])) {
+                order[j] = order[j - 1];
+                --j;
+            }
+            order[j] = i;
+        }
+        const double first = fabs(w[order[0]]), kth = fabs(w[order[k - 1]]);
+        if (!isfinite(first) || !(kth > 1e-12 * first))
+            st = sl_error(SL_ENUMERIC,
+                          "the projected M2 has no %zu-dimensional signal: eigenvalue %g against "
+                          "%g",
+                          k, w[order[k - 1]], w[order[0]]);
+        for (size_t cidx = 0; cidx < k && !st; ++cidx) {
+            const size_t src = order[cidx];
+            m->evals[cidx] = w[src];
+            double col[64];
+            double *u = d <= 64 ? col : NULL;
+            size_t imax = 0;
+            double vmax = -1.0;
+            for (size_t a = 0; a < d; ++a) {
+                double v = 0.0;
+                for (size_t e = 0; e < k; ++e) v += U0[a * k + e] * V[e * k + src];
+                if (u) u[a] = v;
+                m->U[a * k + cidx] = v;
+                if (fabs(v) > vmax) {
+                    vmax = fabs(v);
+                    imax = a;
+                }
+            }
+            const double flip = m->U[imax * k + cidx] < 0.0 ? -1.0 : 1.0;
+            const double scale = 1.0 / sqrt(fabs(w[src]));
+            for (size_t e = 0; e < k; ++e) Wh[e * k + cidx] = flip * V[e * k + src] * scale;
+            for (size_t a = 0; a < d; ++a) {
+                m->U[a * k + cidx] *= flip;
+                m->P[a * k + cidx] = m->U[a * k + cidx] * scale;
+            }
+        }
+    }
+    if (!st) {
+        /* The rest of the spectrum from the d-dimensional M2, on the scale
+         * of the projected one. */
+        if (evals_d && k < d && evals_d[0] != 0.0) {
+            const double s = m->evals[0] / evals_d[0];
+            for (size_t i = k; i < d; ++i) m->evals[i] = evals_d[i] * s;
+        }
+        /* M2 = U0 M2_z U0'. */
+        for (size_t a = 0; a < d; ++a)
+            for (size_t b = 0; b < d; ++b) {
+                double v = 0.0;
+                for (size_t e = 0; e < k; ++e)
+                    for (size_t f = 0; f < k; ++f)
+                        v += U0[a * k + e] * M2z[e * k + f] * U0[b * k + f];
+                m->M2[a * d + b] = v;
+            }
+        sl_s4_contract(k, Tz, k, Wh, m->T);
+        m->t_full = 1;
+    }
+    free(Z);
+    free(Tz);
+    if (st) {
+        sl_moments_free(m);
+        return st;
+    }
+    *out = m;
+    return SL_OK;
+}
