@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-PACKAGES="build-essential meson ninja-build pkg-config libgsl-dev libopenblas-dev liblapacke-dev check gnuplot-nox python3 python3-numpy"
+PACKAGES="build-essential meson ninja-build pkg-config libgsl-dev libopenblas-dev liblapacke-dev check gnuplot-nox python3 python3-numpy libopenmpi-dev openmpi-bin"
 
 missing=""
 for p in $PACKAGES; do
