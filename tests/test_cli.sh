@@ -275,7 +275,7 @@ for threads in 1 2; do
         -o t$threads.data.csv --truth t$threads.truth.csv
     expect_ok env OMP_NUM_THREADS=$threads "$SL" score --method exact --dist student:3 \
         --input t1.data.csv -o t$threads.s.csv
-    expect_ok env OMP_NUM_THREADS=$threads "$SL" demo --d 4 --k 2 --n 5000
+    expect_ok env OMP_NUM_THREADS=$threads "$SL" demo --d 4 --k 2 --n 5000 --summary-only
     cp "$T/stdout" t$threads.demo.txt
 done
 for f in x.csv data.csv truth.csv s.csv demo.txt; do
@@ -422,11 +422,26 @@ check "OMP_NUM_THREADS 1 and 2: identical llsfe scores (auto bandwidth)" cmp -s 
 check "OMP_NUM_THREADS 1 and 2: identical llsfe scores (knn:30)" cmp -s det_knn1.csv det_knn2.csv
 
 # ---- demo ------------------------------------------------------------------------------
-expect_ok sl demo
+expect_ok sl demo --summary-only
 for what in "max_ij \|E\[S_2\]_ij\|" "top 5 eigenvalues" "eigenvalue 6" "principal angle" "c_5 "; do
     check "demo prints $what" grep -Eq "$what" "$T/stdout"
 done
-expect_ok sl demo --dist gauss --d 3 --k 3 --n 2000 --act tanh
+expect_ok sl demo --dist gauss --d 3 --k 3 --n 2000 --act tanh --summary-only
+# Part 2 on a small problem: every subcommand runs, the table and files appear.
+sl demo --d 3 --k 2 --n 1500 --restarts 3 --grid 5 --out demo_out >"$T/stdout" 2>"$T/stderr"
+check "demo (part 2): exit 0" test $? -eq 0
+for what in "designed loss, estimated scores" "the same, --assume independent" \
+    "Gaussian-designed loss \(hermite\)" "squared loss" "designed loss, exact scores" \
+    "critical-point census" "landscape: both losses"; do
+    check "demo (part 2) prints $what" grep -Eq "$what" "$T/stdout"
+done
+for f in data.csv truth.csv comparison.csv census.csv landscape.landscape.csv landscape.l2.csv \
+    w_designed.csv trace_l2.csv recover_designed.txt; do
+    check "demo (part 2) writes $f" test -s demo_out/$f
+done
+check "demo (part 2): comparison.csv has five rows" \
+    sh -c '[ "$(grep -vc "^#" demo_out/comparison.csv)" -eq 6 ]'
+expect_fail 2 "option --out: cannot create" sl demo --out /proc/nonexistent/x
 
 # ---- bad command lines: exit status 2 ------------------------------------------------------
 OUT=out.csv
@@ -453,7 +468,7 @@ expect_fail 2 "option --dist: .*gmm needs a parameter file" sl sample --dist gmm
 expect_fail 2 "option --dist: .*dimension 3 .*dimension 2|option --dist: .*m1\.\.m3" \
     sl sample --dist gauss:gauss3.csv --d 2 --n 5 -o $OUT
 expect_fail 2 "option --d: 2 differs from the 3 columns" sl sample --input da.csv --d 2 --n 5 -o $OUT
-expect_fail 2 "option --method: unknown method 'foo' \(available: llsfe, kde, gauss, hermite, exact\)" \
+expect_fail 2 "option --method: unknown method 'foo' \(available: llsfe, kde, gauss, hermite, exact, indep\)" \
     sl score --method foo --dist gauss --input da.csv -o $OUT
 expect_fail 2 "option --progress: takes no value" sl score --method exact --dist gauss --input da.csv --progress=1 -o $OUT
 expect_fail 2 "missing option --dist" sl score --method exact --input da.csv -o $OUT
@@ -690,7 +705,8 @@ check "recover (llsfe): exit 0, stderr only warnings" \
     sh -c '[ $1 -eq 0 ] && ! grep -Ev "^scoreloss recover: (warning: .*|[a-z]+: +[0-9]+%)$" "$2"' \
     sh $? "$T/stderr"
 check "recover (llsfe): the method line" \
-    grep -q "^method: loss landscape, scores llsfe, route quadratic, minibatch mode" "$T/stdout"
+    grep -q "^method: loss landscape, scores llsfe, route projected, tensor mode" "$T/stdout"
+check "recover (llsfe): the S_4 line names the estimator" grep -q "^S_4: kde estimator on z = U'x" "$T/stdout"
 expect_csv rw2.csv 2 "a,w1,w2"
 # Warnings go to stderr as they arise and into the summary: gmm2 has mixed
 # signal signs for this W (measured: 17.3 and -2.1 at n = 45000).
@@ -737,7 +753,7 @@ expect_fail 2 "option --loss: unknown loss 'foo' \(expected landscape, signfree 
 expect_fail 2 "option --score: unknown score source 'foo'" $R --score foo -o $OUT
 expect_fail 2 "option --route: unknown route 'foo'" $R --score exact --dist gauss --route foo -o $OUT
 expect_fail 2 "option --dist: is used only with --score exact" $R --score hermite --dist gauss -o $OUT
-expect_fail 2 "option --route: applies to --score exact only" $R --score hermite --route full -o $OUT
+expect_fail 2 "option --route: full needs --score exact or --assume independent" $R --score hermite --route full -o $OUT
 expect_fail 2 "option --score: the l2 loss uses no scores" $R --loss l2 --score hermite -o $OUT
 expect_fail 2 "option --mode: the signfree loss runs on the tensor T only" \
     $R --loss signfree --mode minibatch --score hermite -o $OUT

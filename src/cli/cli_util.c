@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "scoreloss/csv.h"
+#include "scoreloss/memlimit.h"
 
 #ifndef SL_VERSION
 #define SL_VERSION "unknown"
@@ -177,9 +178,29 @@ void cli_print_help(const cli_command *cmd) {
         printf("  %-*s  ", (int)width, label);
         print_wrapped(text, width + 4, HELP_COLUMNS);
     }
+    printf("  %-*s  ", (int)width, "    --mem-limit SIZE");
+    print_wrapped("refuse a job needing more memory than SIZE (2G, 512M, none; default: the "
+                  "memory available; also the environment variable " SL_MEM_LIMIT_ENV ")",
+                  width + 4, HELP_COLUMNS);
     printf("  %-*s  %s\n", (int)width, "-h, --help", "show this help and exit");
     printf("  %-*s  %s\n", (int)width, "    --version", "show the version and exit");
     printf("\nexample:\n  %s\n", cmd->example);
+}
+
+/* --mem-limit SIZE, which every subcommand takes: the library reads the limit
+ * from the environment (memlimit.h), so the option sets it there for this
+ * process. Returns 0 or the exit status of a message. */
+static int mem_limit_option(const cli_args *args, const char *value, int *seen) {
+    if (*seen) return cli_option_error(args, "mem-limit", "given more than once");
+    *seen = 1;
+    if (!value)
+        return cli_option_error(args, "mem-limit", "missing value (expected SIZE, e.g. 2G)");
+    size_t bytes;
+    if (sl_mem_parse(value, &bytes) != SL_OK)
+        return cli_option_error(args, "mem-limit", "%s", sl_last_error());
+    if (setenv(SL_MEM_LIMIT_ENV, value, 1) != 0)
+        return cli_error(args, CLI_EXIT_FAILURE, "cannot set %s", SL_MEM_LIMIT_ENV);
+    return 0;
 }
 
 int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *args) {
@@ -190,8 +211,20 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *args) {
         abort();
     }
     char buf[128];
+    int mem_limit_seen = 0;
     for (int i = 1; i < argc; ++i) {
         const char *arg = argv[i];
+        if (strncmp(arg, "--mem-limit", 11) == 0 && (arg[11] == '\0' || arg[11] == '=') &&
+            find_long(cmd, "mem-limit", 9) < 0) {
+            const char *value = NULL;
+            if (arg[11] == '=')
+                value = arg + 12;
+            else if (i + 1 < argc && !looks_like_option(cmd, argv[i + 1]))
+                value = argv[++i];
+            int status = mem_limit_option(args, value && *value ? value : NULL, &mem_limit_seen);
+            if (status) return status;
+            continue;
+        }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             cli_print_help(cmd);
             return CLI_EXIT_OK;
@@ -246,6 +279,10 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *args) {
         args->given[idx] = 1;
         args->value[idx] = value;
     }
+    /* A malformed limit in the environment is a usage error before any work. */
+    size_t limit;
+    if (sl_mem_limit(&limit, NULL) != SL_OK)
+        return cli_error(args, CLI_EXIT_USAGE, "%s", sl_last_error());
     for (size_t i = 0; i < cmd->noptions; ++i)
         if ((cmd->options[i].flags & CLI_REQUIRED) && !args->given[i])
             return cli_error(args, CLI_EXIT_USAGE,
@@ -347,6 +384,12 @@ double *cli_alloc_doubles(const cli_args *args, size_t rows, size_t cols) {
         return NULL;
     }
     size_t n = rows * cols;
+    char what[96];
+    snprintf(what, sizeof what, "an array of %zu x %zu values", rows, cols);
+    if (sl_mem_check(sl_mem_doubles(n), what) != SL_OK) {
+        cli_lib_error(args, SL_ENOMEM);
+        return NULL;
+    }
     double *p = malloc((n ? n : 1) * sizeof *p);
     if (!p)
         cli_error(args, CLI_EXIT_FAILURE, "out of memory for %zu x %zu values (%.3g GB)", rows,
@@ -378,6 +421,40 @@ int cli_read_x(const cli_args *args, const char *path, size_t *rows, size_t *d, 
         memcpy(*comment, t->comment, n);
     }
     sl_table_free(t);
+    return 0;
+}
+
+int cli_read_xy(const cli_args *args, const char *path, size_t *n, size_t *d, double **X,
+                double **y) {
+    sl_table *t = NULL;
+    *X = *y = NULL;
+    sl_status st = sl_csv_read(path, &t);
+    if (!st) st = sl_table_prefixed(t, "x", d, X);
+    if (!st) {
+        *n = t->rows;
+        *y = malloc((t->rows ? t->rows : 1) * sizeof **y);
+        if (!*y) st = sl_error(SL_ENOMEM, "%s: out of memory", path);
+    }
+    if (!st) {
+        static const char *const yname[] = {"y"};
+        st = sl_table_extract(t, 1, yname, *y);
+    }
+    sl_table_free(t);
+    if (st) {
+        free(*X);
+        free(*y);
+        *X = *y = NULL;
+        return cli_lib_error(args, st);
+    }
+    return 0;
+}
+
+int cli_check_writable(const cli_args *args, const char *path) {
+    static const char *const name[] = {"a"};
+    sl_csv_writer *w = NULL;
+    sl_status st = sl_csv_writer_open(path, NULL, 1, name, &w);
+    if (st) return cli_lib_error(args, st);
+    sl_csv_writer_abort(w);
     return 0;
 }
 
@@ -477,7 +554,7 @@ char *cli_comment(const cli_args *args, const char *extra_prefix, const char *ex
 
 /* ---- progress ------------------------------------------------------------------- */
 
-static double now_seconds(void) {
+double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -489,13 +566,13 @@ void cli_progress_start(cli_progress *p, const cli_args *args, int forced) {
     p->tty = isatty(STDERR_FILENO);
     p->enabled = p->tty || forced;
     p->last_percent = -1;
-    p->start = now_seconds();
+    p->start = cli_now();
 }
 
 /* Shows done of total; counts (when `counts`) follow the percentage in logs. */
 static void progress_show(cli_progress *p, size_t done, size_t total, int counts) {
     if (!p->enabled || total == 0) return;
-    double t = now_seconds();
+    double t = cli_now();
     if (t - p->start < 1.0) return;
     int percent = (int)((double)done * 100.0 / (double)total);
     if (p->tty) {

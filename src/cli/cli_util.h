@@ -64,6 +64,10 @@ extern const cli_command cli_cmd_plant;
 extern const cli_command cli_cmd_score;
 extern const cli_command cli_cmd_recover;
 extern const cli_command cli_cmd_demo;
+extern const cli_command cli_cmd_sweep;
+extern const cli_command cli_cmd_landscape;
+extern const cli_command cli_cmd_census;
+extern const cli_command cli_cmd_plot;
 
 /* Parses argv[1..argc) against cmd's option table. Accepts --name VALUE,
  * --name=VALUE and -X VALUE for options with a short name. Prints the help
@@ -116,6 +120,20 @@ int cli_exit_status(sl_status st);
  * status on failure, 0 on success. */
 int cli_read_x(const cli_args *args, const char *path, size_t *rows, size_t *d, double **X,
                char **comment);
+
+/* Reads plant's data file: the columns x1..xd into *X (*n x *d) and y into
+ * *y (free both with free()). Prints the message and returns the exit
+ * status on failure, 0 on success. */
+int cli_read_xy(const cli_args *args, const char *path, size_t *n, size_t *d, double **X,
+                double **y);
+
+/* Fails early, before a long run, when path cannot be written: a writer's
+ * temporary file is created beside it and dropped at once. Prints the
+ * message and returns the exit status on failure, 0 on success. */
+int cli_check_writable(const cli_args *args, const char *path);
+
+/* Seconds on a monotonic clock, for timings. */
+double cli_now(void);
 
 /* rows x cols doubles, or NULL after printing an out-of-memory message
  * (also when the size overflows). */

@@ -12,11 +12,12 @@
 #include "cli/cli_util.h"
 #include "scoreloss/csv.h"
 #include "scoreloss/dist.h"
+#include "scoreloss/logdens.h"
 #include "scoreloss/score.h"
 
-/* Each method at most once, so at most the five there are. */
-#define MAX_METHODS 5
-#define METHOD_NAMES "llsfe, kde, gauss, hermite, exact"
+/* Each method at most once, so at most the six there are. */
+#define MAX_METHODS 6
+#define METHOD_NAMES "llsfe, kde, gauss, hermite, exact, indep"
 
 /* Rows formatted per call into the writer (bounds the row buffer). */
 #define WRITE_BLOCK 4096
@@ -263,6 +264,11 @@ static void describe(const sl_score_type *type, const sl_score_options *opt, con
             snprintf(buf, len, "gauss: one Gaussian fitted to the %zu samples", n);
         else if (type == &sl_score_hermite)
             snprintf(buf, len, "hermite: the scores of N(0, I), g = -x, H = -I");
+        else if (type == &sl_score_indep)
+            snprintf(buf, len,
+                     "indep: per-coordinate local log-polynomial fits (independent coordinates), "
+                     "%zu of %zu points regularised",
+                     s->regularised, n);
         else
             snprintf(buf, len, "exact: the exact scores of %s", dist ? sl_dist_name(dist) : "?");
         return;
@@ -291,12 +297,6 @@ static void describe(const sl_score_type *type, const sl_score_options *opt, con
     snprintf(buf, len, "%s: %s %.6g (%s), strategy %s, %zu of %zu points regularised", s->method,
              opt->bandwidth.kind == SL_BW_KNN ? "median bandwidth" : "bandwidth", s->bandwidth, how,
              strategy_name(s->strategy), s->regularised, s->n);
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 #define EVAL_HEADER                                                                                \
@@ -426,9 +426,9 @@ static int run(int argc, char **argv) {
         cli_progress_start(&progress.bar, &args, cli_given(&args, "progress"));
         opt.progress = on_progress;
         opt.progress_ctx = &progress;
-        const double t0 = now_seconds();
+        const double t0 = cli_now();
         st = sl_score_estimate(type, &opt, n, d, X, nq, Q, &scores);
-        const double seconds = now_seconds() - t0;
+        const double seconds = cli_now() - t0;
         cli_progress_finish(&progress.bar);
         if (st) {
             status = cli_lib_error(&args, st);

@@ -8,8 +8,9 @@
 #define SL_VERSION "unknown"
 #endif
 
-static const cli_command *const commands[] = {&cli_cmd_sample, &cli_cmd_plant, &cli_cmd_score,
-                                              &cli_cmd_recover, &cli_cmd_demo};
+static const cli_command *const commands[] = {&cli_cmd_sample,    &cli_cmd_plant,  &cli_cmd_score,
+                                              &cli_cmd_recover,   &cli_cmd_demo,   &cli_cmd_sweep,
+                                              &cli_cmd_landscape, &cli_cmd_census, &cli_cmd_plot};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_usage(FILE *f) {
@@ -17,7 +18,7 @@ static void print_usage(FILE *f) {
                "Planted one-hidden-layer networks on non-Gaussian inputs, and their score "
                "functions.\n\nsubcommands:\n");
     for (size_t i = 0; i < NCOMMANDS; ++i)
-        fprintf(f, "  %-8s  %s\n", commands[i]->name, commands[i]->summary);
+        fprintf(f, "  %-9s  %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f, "\n'scoreloss SUBCOMMAND --help' describes the options of one subcommand;\n"
                "'scoreloss --version' prints the version.\n");
 }

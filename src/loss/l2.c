@@ -200,6 +200,7 @@ double sl_l2_objective(size_t nparam, const double *x, double *grad, const size_
     }
     const double *W = x, *a = x + k * d;
     const int parallel = nsub > 1 && (double)nbatch * (double)k * (double)d >= (double)PAR_WORK;
+    (void)parallel; /* used by the OpenMP pragma only */
     const int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
 #ifdef _OPENMP

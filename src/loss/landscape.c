@@ -341,6 +341,7 @@ static double persample(sl_landscape *L, const double *B, double *grad, const si
     }
     const double scale = (double)L->sign / (double)nbatch;
     const int parallel = nsub > 1 && (double)nbatch * (double)(kk * k) >= (double)PAR_WORK;
+    (void)parallel; /* used by the OpenMP pragma only */
     /* Single-threaded BLAS: the threaded kernels' bits depend on the thread
      * count, and the parallelism is over sub-chunks here. */
     const int blas_threads = openblas_get_num_threads();
