@@ -124,8 +124,8 @@ CASES=$(
 1 | -: empty file | score --method gauss --input - -o out.csv |
 1 | noy\.csv: missing column 'y' | recover --input noy.csv --k 1 -o out.csv |
 1 | ynan\.csv line 4, column 4 \(y\): non-finite value 'nan' | recover --input ynan.csv --k 1 -o out.csv |
-1 | the samples are all identical | score --method llsfe --input ident.csv -o out.csv | gap
-2 | too few for k = 2 | recover --input tiny.csv --k 2 -o out.csv | gap
+1 | ident\.csv: the samples are all identical | score --method llsfe --input ident.csv -o out.csv |
+1 | tiny\.csv: 2 samples leave 2 to fit .* too few for k = 2 | recover --input tiny.csv --k 2 -o out.csv |
 1 | query points x2\.csv have d = 2 .*samples x\.csv have d = 3 | score --method gauss --input x.csv --at x2.csv -o out.csv |
 2 | option --k: k = 4 exceeds d = 3 | recover --input data.csv --k 4 -o out.csv |
 1 | option --dist: p_notspd\.csv: covariance of component 1 is not symmetric positive definite | sample --dist gmm:p_notspd.csv --d 2 --n 5 -o out.csv |

@@ -526,6 +526,17 @@ static int run(int argc, char **argv) {
                                   o->k, d, d, s.input);
         goto done;
     }
+    {
+        /* The library's own check, here so the message names the file. */
+        const size_t nho = (size_t)floor(o->holdout * (double)n + 0.5), ntr = n - nho;
+        if (ntr < 2 * o->k + 2) {
+            status = cli_error(&args, CLI_EXIT_FAILURE,
+                               "%s: %zu samples leave %zu to fit after holding out %zu: too few "
+                               "for k = %zu (need at least %zu)",
+                               s.input, n, ntr, nho, o->k, 2 * o->k + 2);
+            goto done;
+        }
+    }
     if (s.spec && o->loss != SL_RECOVER_L2) {
         if ((st = sl_dist_from_spec(s.spec, d, &dist))) {
             status = cli_option_lib_error(&args, "dist", st);

@@ -431,7 +431,10 @@ static int run(int argc, char **argv) {
         const double seconds = cli_now() - t0;
         cli_progress_finish(&progress.bar);
         if (st) {
-            status = cli_lib_error(&args, st);
+            /* A numeric failure is the data's: name the file. */
+            status = st == SL_ENUMERIC
+                         ? cli_error(&args, cli_exit_status(st), "%s: %s", input, sl_last_error())
+                         : cli_lib_error(&args, st);
             goto done;
         }
         /* Evaluate before reporting or writing: a failure leaves one message
