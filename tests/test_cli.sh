@@ -754,6 +754,9 @@ expect_fail 2 "option --score: unknown score source 'foo'" $R --score foo -o $OU
 expect_fail 2 "option --route: unknown route 'foo'" $R --score exact --dist gauss --route foo -o $OUT
 expect_fail 2 "option --dist: is used only with --score exact" $R --score hermite --dist gauss -o $OUT
 expect_fail 2 "option --route: full needs --score exact or --assume independent" $R --score hermite --route full -o $OUT
+expect_fail 2 "option --detrend: expected an integer from 0 to 3, got '4'" $R --detrend 4 -o $OUT
+expect_fail 2 "option --detrend: the l2 loss uses no scores or moments" $R --loss l2 --detrend 3 -o $OUT
+expect_fail 2 "detrend applies to the quadratic route, not the projected route" $R --detrend 3 -o $OUT
 expect_fail 2 "option --score: the l2 loss uses no scores" $R --loss l2 --score hermite -o $OUT
 expect_fail 2 "option --mode: the signfree loss runs on the tensor T only" \
     $R --loss signfree --mode minibatch --score hermite -o $OUT

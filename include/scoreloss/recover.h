@@ -137,6 +137,10 @@ typedef struct sl_recover_options {
     /* The coordinates of x are independent (ICA setting): T from 1-D
      * log-density fits of every coordinate (logdens.h), route full. */
     int assume_independent;
+    /* The quadratic route: the labels minus their least-squares polynomial of
+     * this degree in z = U'x before the fourth moment (sl_s4_detrend; 0, the
+     * default, keeps the original method; 1..3). */
+    int detrend;
     sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
     sl_landscape_options landscape;

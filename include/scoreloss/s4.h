@@ -117,6 +117,13 @@ sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, con
                                const double *y, size_t k, const double *U0, const double *evals_d,
                                sl_moments **out, sl_s4_info *info);
 
+/* r = y minus its least-squares polynomial of degree deg (0..3) in the n
+ * rows of Z (n x k). For the exact S_4, E[S_4(z) h(z)] = 0 for every
+ * polynomial h of degree 3 or less, so the residual has the same fourth
+ * moment as y, while a biased S_4 (the locally quadratic one) no longer
+ * multiplies the smooth, large part of y. r may alias y. */
+sl_status sl_s4_detrend(size_t n, size_t k, const double *Z, const double *y, int deg, double *r);
+
 #ifdef __cplusplus
 }
 #endif

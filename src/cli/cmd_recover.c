@@ -55,6 +55,9 @@ static const cli_option options[] = {
     {"assume", 0, CLI_VALUE, "WHAT", NULL,
      "independent: the coordinates of x are independent, T comes from 1-D log-density fits of "
      "each coordinate (third and fourth derivatives included)"},
+    {"detrend", 0, CLI_VALUE, "DEG", "0",
+     "quadratic route: labels minus their polynomial of degree DEG (0..3) in z = U'x before T "
+     "(0: the original method)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -303,6 +306,12 @@ static int parse(const cli_args *args, settings *s) {
                                     cli_value(args, "assume"));
         o->assume_independent = 1;
     }
+    {
+        size_t deg = 0;
+        int st2 = cli_size(args, "detrend", 0, 3, &deg);
+        if (st2) return st2;
+        o->detrend = (int)deg;
+    }
     s->input = cli_value(args, "input");
     s->output = cli_value(args, "output");
     s->trace = cli_value(args, "trace");
@@ -314,7 +323,7 @@ static int parse(const cli_args *args, settings *s) {
     if (o->loss == SL_RECOVER_L2) {
         static const char *const unused[] = {
             "score",     "dist", "route",        "mode",         "mu",     "lambda", "constraint",
-            "bandwidth", "s4",   "s4-bandwidth", "s4-reference", "u-rows", "assume"};
+            "bandwidth", "s4",   "s4-bandwidth", "s4-reference", "u-rows", "assume", "detrend"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],

@@ -125,6 +125,7 @@ void sl_recover_options_default(sl_recover_options *opt) {
     sl_s4_options_default(&opt->s4);
     opt->u_rows = SL_RECOVER_U_ROWS;
     opt->assume_independent = 0;
+    opt->detrend = 0;
     opt->mode = SL_MODE_AUTO;
     sl_landscape_options_default(&opt->landscape);
     sl_sgd_options_default(&opt->sgd);
@@ -939,6 +940,11 @@ static sl_status run_landscape(run *r) {
     sl_recover_route route = SL_ROUTE_QUADRATIC;
     sl_status st = choose_route(r, &route);
     if (st) return st;
+    if (opt->detrend > 0 && route != SL_ROUTE_QUADRATIC)
+        return sl_error(SL_EINVAL,
+                        "detrend applies to the quadratic route, not the %s route (the projected "
+                        "estimators detrend the labels already; exact S_4 does not need it)",
+                        sl_recover_route_name(route));
     res->route = route;
     const int exact = opt->score == &sl_score_exact;
     const int indep = !exact && opt->assume_independent;
@@ -1024,6 +1030,18 @@ static sl_status run_landscape(run *r) {
     t0 = now_seconds();
     st = sl_moments_compute(scores, yu, k, &m);
     sl_scores_free(scores);
+    if (!st && route == SL_ROUTE_QUADRATIC && opt->detrend > 0) {
+        /* T and the per-sample loss see y minus its polynomial in z = U'x. */
+        double *Z = malloc(m->n * k * sizeof *Z);
+        if (!Z) {
+            st = sl_error(SL_ENOMEM, "out of memory");
+        } else {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->n, (int)k, (int)d, 1.0,
+                        Xu, (int)d, m->U, (int)k, 0.0, Z, (int)k);
+            st = sl_s4_detrend(m->n, k, Z, m->y, opt->detrend, m->y);
+            free(Z);
+        }
+    }
     if (Xu != r->Xtr) free(Xu);
     if (yu != r->ytr) free(yu);
     if (!st && proj_est) {
@@ -1187,6 +1205,8 @@ static sl_status check_recover_options(const sl_recover_options *opt, size_t n, 
             return sl_error(SL_EINVAL, "score method exact needs a distribution");
         if ((int)opt->route < SL_ROUTE_AUTO || (int)opt->route > SL_ROUTE_QUADRATIC)
             return sl_error(SL_EINVAL, "unknown route %d", (int)opt->route);
+        if (opt->detrend < 0 || opt->detrend > 3)
+            return sl_error(SL_EINVAL, "detrend degree %d (0..3)", opt->detrend);
         if ((int)opt->mode < SL_MODE_AUTO || (int)opt->mode > SL_MODE_MINIBATCH)
             return sl_error(SL_EINVAL, "unknown mode %d", (int)opt->mode);
         if (opt->tensor_steps == 0) return sl_error(SL_EINVAL, "tensor_steps must be at least 1");

@@ -1125,3 +1125,9 @@ sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, con
     *out = m;
     return SL_OK;
 }
+
+sl_status sl_s4_detrend(size_t n, size_t k, const double *Z, const double *y, int deg, double *r) {
+    if (!Z || !y || !r || n == 0 || k == 0) return sl_error(SL_EINVAL, "detrend: empty input");
+    if (deg < 0 || deg > 3) return sl_error(SL_EINVAL, "detrend: degree %d (0..3)", deg);
+    return detrend(n, k, Z, y, deg, r);
+}
