@@ -86,14 +86,14 @@ START_TEST(test_recover_options_good) {
     ck_assert_uint_eq(o->sgd.epochs, 0);
     static const struct {
         const char *name, *value;
-    } cases[] = {{"loss", "signfree"},   {"score", "hermite"},     {"route", "projected"},
-                 {"mode", "tensor"},     {"act", "tanh"},          {"mu", "-0.25"},
-                 {"lambda", "0.5"},      {"constraint", "sphere"}, {"lr", "0.003"},
-                 {"batch", "64"},        {"epochs", "7"},          {"restarts", "2"},
-                 {"seed", "99"},         {"holdout", "0"},         {"tensor-steps", "50"},
-                 {"bandwidth", "knn:9"}, {"shrink", "2"},          {"k", "2"},
-                 {"s4", "kde"},          {"s4-bandwidth", "0.7"},  {"s4-reference", "all"},
-                 {"u-rows", "0"},        {"assume", "independent"}};
+    } cases[] = {{"loss", "signfree"},   {"score", "hermite"},      {"route", "projected"},
+                 {"mode", "tensor"},     {"act", "tanh"},           {"mu", "-0.25"},
+                 {"lambda", "0.5"},      {"constraint", "sphere"},  {"lr", "0.003"},
+                 {"batch", "64"},        {"epochs", "7"},           {"restarts", "2"},
+                 {"seed", "99"},         {"holdout", "0"},          {"tensor-steps", "50"},
+                 {"bandwidth", "knn:9"}, {"shrink", "2"},           {"k", "2"},
+                 {"s4", "kde"},          {"s4-bandwidth", "0.7"},   {"s4-reference", "all"},
+                 {"u-rows", "0"},        {"assume", "independent"}, {"detrend", "3"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         ck_assert_msg(sl_recover_options_set(o, cases[i].name, cases[i].value) == SL_OK, "%s: %s",
                       cases[i].name, sl_last_error());
@@ -118,6 +118,7 @@ START_TEST(test_recover_options_good) {
     ck_assert_double_eq(o->score_opt.shrink, 2.0);
     ck_assert_uint_eq(o->k, 2);
     ck_assert(o->s4.estimator == SL_S4_KDE);
+    ck_assert_int_eq(o->detrend, 3);
     ck_assert_double_eq(o->s4.h, 0.7);
     ck_assert_uint_eq(o->s4.reference, 0);
     ck_assert_uint_eq(o->u_rows, 0);
@@ -160,6 +161,7 @@ START_TEST(test_recover_options_bad) {
         {"s4-bandwidth", "0", "option s4-bandwidth: expected a number > 0 or auto"},
         {"s4-reference", "0", "option s4-reference"},
         {"u-rows", "-1", "option u-rows"},
+        {"detrend", "4", "option detrend"},
         {"assume", "gaussian", "unknown assume 'gaussian' (expected none or independent)"},
         {"nosuch", "1", "unknown recover option 'nosuch'"},
     };

@@ -286,7 +286,7 @@ def upper_triangle(g, H):
 _RECOVER_OPTIONS = (
     "route", "mode", "mu", "lambda", "constraint", "lr", "batch", "epochs", "restarts",
     "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "u_rows", "assume",
-    "tensor_steps", "bw_const", "strategy", "cutoff", "knn_eps", "shrink",
+    "detrend", "tensor_steps", "bw_const", "strategy", "cutoff", "knn_eps", "shrink",
 )
 
 TRACE_COLUMNS = ("restart", "step", "epoch", "loss", "grad_norm", "error", "seconds", "full")
@@ -474,7 +474,7 @@ def _check_recover_args(X, y, k):
 
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
                "strategy", "cutoff", "knn_eps", "shrink", "tensor_steps", "s4", "s4_bandwidth",
-               "s4_reference", "u_rows", "assume")
+               "s4_reference", "u_rows", "assume", "detrend")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
 _S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "u_rows")
 

@@ -308,6 +308,12 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         return parse_size(name, value, 1, SIZE_MAX, &o->s4.reference);
     }
     if (strcmp(name, "u-rows") == 0) return parse_size(name, value, 0, SIZE_MAX, &o->u_rows);
+    if (strcmp(name, "detrend") == 0) {
+        size_t deg = 0;
+        if ((st = parse_size(name, value, 0, 3, &deg))) return st;
+        o->detrend = (int)deg;
+        return SL_OK;
+    }
     if (strcmp(name, "assume") == 0) {
         static const char *const what[] = {"none", "independent"};
         if ((st = parse_choice(name, value, what, 2, &i))) return st;
@@ -317,12 +323,13 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
     int known = 0;
     st = score_option(&o->score_opt, name, value, &known);
     if (known) return st;
-    return sl_error(SL_EINVAL,
-                    "unknown recover option '%.60s' (expected k, loss, score, route, mode, act, "
-                    "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
-                    "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, bandwidth, "
-                    "bw-const, strategy, cutoff, knn-eps or shrink)",
-                    name);
+    return sl_error(
+        SL_EINVAL,
+        "unknown recover option '%.60s' (expected k, loss, score, route, mode, act, "
+        "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
+        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, bandwidth, "
+        "bw-const, strategy, cutoff, knn-eps or shrink)",
+        name);
 }
 
 sl_status sl_recover_options_set(sl_recover_options *opt, const char *name, const char *value) {
