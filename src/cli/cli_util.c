@@ -554,6 +554,30 @@ char *cli_comment(const cli_args *args, const char *extra_prefix, const char *ex
 
 /* ---- progress ------------------------------------------------------------------- */
 
+void cli_text_put(cli_text *t, const char *fmt, ...) {
+    if (t->failed) return;
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 1024;
+        while (n >= 0 && cap < t->len + (size_t)n + 1) cap *= 2;
+        char *p = n < 0 ? NULL : realloc(t->s, cap);
+        if (!p) {
+            t->failed = 1;
+            va_end(ap2);
+            return;
+        }
+        t->s = p;
+        t->cap = cap;
+    }
+    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap2);
+    va_end(ap2);
+    t->len += (size_t)n;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -132,6 +132,21 @@ int cli_read_xy(const cli_args *args, const char *path, size_t *n, size_t *d, do
  * message and returns the exit status on failure, 0 on success. */
 int cli_check_writable(const cli_args *args, const char *path);
 
+/* Text built piece by piece (summaries, CSV rows): printf-style appends to a
+ * growing buffer; on allocation failure `failed` is set and later appends do
+ * nothing. Start from {0}; free s with free(). */
+typedef struct cli_text {
+    char *s;
+    size_t len, cap;
+    int failed;
+} cli_text;
+
+void cli_text_put(cli_text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Seconds on a monotonic clock, for timings. */
 double cli_now(void);
 

@@ -7,7 +7,6 @@
  * reports and writes. */
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,44 +131,6 @@ const cli_command cli_cmd_recover = {
     sizeof options / sizeof options[0],
     run,
 };
-
-/* ---- text building ------------------------------------------------------------ */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} text;
-
-static void put(text *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void put(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (n >= 0 && cap < t->len + (size_t)n + 1) cap *= 2;
-        char *p = n < 0 ? NULL : realloc(t->s, cap);
-        if (!p) {
-            t->failed = 1;
-            va_end(ap2);
-            return;
-        }
-        t->s = p;
-        t->cap = cap;
-    }
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap2);
-    va_end(ap2);
-    t->len += (size_t)n;
-}
 
 /* ---- progress and messages ---------------------------------------------------------- */
 
@@ -413,27 +374,29 @@ static const char *projection_name(sl_projection p) {
     return p == SL_PROJ_SPHERE ? "sphere" : p == SL_PROJ_ORTHONORMAL ? "orthonormal" : "none";
 }
 
-static void summarise(text *t, const settings *s, const sl_recover_result *r, size_t n) {
+static void summarise(cli_text *t, const settings *s, const sl_recover_result *r, size_t n) {
     const sl_recover_options *o = &s->opt;
     const size_t k = r->k;
-    put(t, "data: %s, n = %zu (%zu fitted, %zu held out), d = %zu, k = %zu\n", s->input, n,
-        r->n_train, r->n_holdout, r->d, k);
+    cli_text_put(t, "data: %s, n = %zu (%zu fitted, %zu held out), d = %zu, k = %zu\n", s->input, n,
+                 r->n_train, r->n_holdout, r->d, k);
     if (o->loss == SL_RECOVER_L2) {
-        put(t, "method: loss l2, activation %s, Adam over (W, a) from a random start\n",
-            sl_act_name(o->act));
+        cli_text_put(t, "method: loss l2, activation %s, Adam over (W, a) from a random start\n",
+                     sl_act_name(o->act));
     } else {
-        put(t, "method: loss %s, scores %s%s%s, route %s, %s mode, constraint %s, activation %s",
+        cli_text_put(
+            t, "method: loss %s, scores %s%s%s, route %s, %s mode, constraint %s, activation %s",
             sl_recover_loss_name(o->loss), o->score->name, s->spec ? " of " : "",
             s->spec ? s->spec : "", sl_recover_route_name(r->route),
             r->tensor_mode ? "tensor" : "minibatch", projection_name(o->sgd.projection),
             sl_act_name(o->act));
-        if (o->loss == SL_RECOVER_LANDSCAPE) put(t, ", mu %g", o->landscape.mu);
-        put(t, "\n");
+        if (o->loss == SL_RECOVER_LANDSCAPE) cli_text_put(t, ", mu %g", o->landscape.mu);
+        cli_text_put(t, "\n");
         if (r->independent)
-            put(t, "S_4: independent coordinates, factorised 1-D log-density fits (G3, G4 "
-                   "included)\n");
+            cli_text_put(t, "S_4: independent coordinates, factorised 1-D log-density fits (G3, G4 "
+                            "included)\n");
         else if (r->t_estimated)
-            put(t,
+            cli_text_put(
+                t,
                 "S_4: %s estimator on z = U'x (U from the %s scores of %zu rows), bandwidth %.3g "
                 "(standardised z), %zu reference samples, %.0f within reach and %.0f effective "
                 "per point on average, %zu points regularised\n",
@@ -441,68 +404,72 @@ static void summarise(text *t, const settings *s, const sl_recover_result *r, si
                 r->s4_info.nref, r->s4_info.mean_neighbours, r->s4_info.mean_effective,
                 r->s4_info.regularised);
         else if (r->route == SL_ROUTE_QUADRATIC)
-            put(t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
+            cli_text_put(
+                t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
                    "dropped)\n");
     }
     if (r->have_error) {
-        put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
-            r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);
-        put(t, "worst matched angle: %.3g degrees\n", r->error.worst_angle);
+        cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
+                     r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);
+        cli_text_put(t, "worst matched angle: %.3g degrees\n", r->error.worst_angle);
     } else {
-        put(t, "error: unknown (no --truth given)\n");
+        cli_text_put(t, "error: unknown (no --truth given)\n");
     }
     if (r->m2_evals) {
-        put(t, "M2 eigenvalues:");
+        cli_text_put(t, "M2 eigenvalues:");
         for (size_t i = 0; i < r->nevals; ++i)
-            put(t, "%s %.4g", i == k ? " |" : "", r->m2_evals[i]);
-        put(t, "%s\n", r->nevals > k ? " (after | : the largest outside the span)" : "");
-        put(t, "signal:");
-        for (size_t i = 0; i < k; ++i) put(t, " %.4g", r->signal[i]);
+            cli_text_put(t, "%s %.4g", i == k ? " |" : "", r->m2_evals[i]);
+        cli_text_put(t, "%s\n", r->nevals > k ? " (after | : the largest outside the span)" : "");
+        cli_text_put(t, "signal:");
+        for (size_t i = 0; i < k; ++i) cli_text_put(t, " %.4g", r->signal[i]);
         if (r->sign)
-            put(t, " (sign used %+d)\n", r->sign);
+            cli_text_put(t, " (sign used %+d)\n", r->sign);
         else
-            put(t, " (the sign-free loss uses none)\n");
+            cli_text_put(t, " (the sign-free loss uses none)\n");
         if (r->found_signal) {
-            put(t, "T(b,b,b,b) along the directions found:");
+            cli_text_put(t, "T(b,b,b,b) along the directions found:");
             for (size_t i = 0; i < k; ++i) {
-                put(t, " %.4g", r->found_signal[i]);
-                if (r->found_signal_se) put(t, " (se %.2g)", r->found_signal_se[i]);
+                cli_text_put(t, " %.4g", r->found_signal[i]);
+                if (r->found_signal_se) cli_text_put(t, " (se %.2g)", r->found_signal_se[i]);
             }
-            put(t, "\n");
+            cli_text_put(t, "\n");
         }
         if (r->truth_signal) {
-            put(t, "T(u,u,u,u) along the true whitened directions:");
-            for (size_t i = 0; i < r->ntruth_signal; ++i) put(t, " %.4g", r->truth_signal[i]);
-            put(t, "\n");
+            cli_text_put(t, "T(u,u,u,u) along the true whitened directions:");
+            for (size_t i = 0; i < r->ntruth_signal; ++i)
+                cli_text_put(t, " %.4g", r->truth_signal[i]);
+            cli_text_put(t, "\n");
         }
     } else {
-        put(t, "M2 eigenvalues: none (the l2 loss uses no moments)\n");
+        cli_text_put(t, "M2 eigenvalues: none (the l2 loss uses no moments)\n");
     }
     if (r->n_holdout && isfinite(r->holdout_error))
-        put(t,
+        cli_text_put(
+            t,
             "held-out prediction error: %.4g (relative MSE on %zu rows; %.4g on the fitted "
             "rows)\n",
             r->holdout_error, r->n_holdout, r->train_error);
     else
-        put(t, "held-out prediction error: none (%s; %.4g on the fitted rows)\n",
-            r->n_holdout ? "constant labels" : "--holdout 0", r->train_error);
-    put(t, "final loss: %.6g (restart %zu of %zu); restarts:", r->final_loss,
-        r->sgd->best_restart + 1, r->sgd->restarts);
-    for (size_t i = 0; i < r->sgd->restarts; ++i) put(t, " %.6g", r->sgd->restart_loss[i]);
+        cli_text_put(t, "held-out prediction error: none (%s; %.4g on the fitted rows)\n",
+                     r->n_holdout ? "constant labels" : "--holdout 0", r->train_error);
+    cli_text_put(t, "final loss: %.6g (restart %zu of %zu); restarts:", r->final_loss,
+                 r->sgd->best_restart + 1, r->sgd->restarts);
+    for (size_t i = 0; i < r->sgd->restarts; ++i) cli_text_put(t, " %.6g", r->sgd->restart_loss[i]);
     if (r->restart_error) {
-        put(t, "; their errors:");
-        for (size_t i = 0; i < r->sgd->restarts; ++i) put(t, " %.4g", r->restart_error[i]);
+        cli_text_put(t, "; their errors:");
+        for (size_t i = 0; i < r->sgd->restarts; ++i) cli_text_put(t, " %.4g", r->restart_error[i]);
     }
-    put(t, "\n");
-    put(t, "sgd: %zu steps, stopped by %s\n", r->sgd->steps, r->sgd->stop_reason);
-    put(t, "seconds: scores %.3f, moments %.3f, sgd %.3f, second layer %.3f", r->seconds_scores,
-        r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
-    if (r->t_estimated && !r->independent) put(t, " (of the moments, S_4 %.3f)", r->seconds_s4);
-    put(t, "\n");
+    cli_text_put(t, "\n");
+    cli_text_put(t, "sgd: %zu steps, stopped by %s\n", r->sgd->steps, r->sgd->stop_reason);
+    cli_text_put(t, "seconds: scores %.3f, moments %.3f, sgd %.3f, second layer %.3f",
+                 r->seconds_scores, r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
+    if (r->t_estimated && !r->independent)
+        cli_text_put(t, " (of the moments, S_4 %.3f)", r->seconds_s4);
+    cli_text_put(t, "\n");
     if (r->warnings) {
         for (const char *p = r->warnings; *p;) {
             const size_t len = strcspn(p, "\n");
-            put(t, "warning: %.*s\n", (int)len, p);
+            cli_text_put(t, "warning: %.*s\n", (int)len, p);
             p += len + (p[len] == '\n');
         }
     }
@@ -524,7 +491,7 @@ static int run(int argc, char **argv) {
     sl_network *truth = NULL;
     sl_recover_result *r = NULL;
     char *comment = NULL;
-    text summary = {0};
+    cli_text summary = {0};
     reporter rep = {.args = &args, .forced = cli_given(&args, "progress")};
     sl_status st;
     if ((status = cli_read_xy(&args, s.input, &n, &d, &X, &y))) goto done;

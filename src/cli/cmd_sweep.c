@@ -89,48 +89,13 @@ static const char *const metric_names[] = {"status",         "err_max",
 
 /* ---- text -------------------------------------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} text;
-
-static void put(text *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void put(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 512;
-        while (n >= 0 && cap < t->len + (size_t)n + 1) cap *= 2;
-        char *p = n < 0 ? NULL : realloc(t->s, cap);
-        if (!p) {
-            t->failed = 1;
-            va_end(ap2);
-            return;
-        }
-        t->s = p;
-        t->cap = cap;
-    }
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap2);
-    va_end(ap2);
-    t->len += (size_t)n;
-}
-
 /* A measure: 10 significant digits (the rows are compared as text across
  * process counts, and 10 digits are far below any error of interest). */
-static void put_num(text *t, double v) {
+static void put_num(cli_text *t, double v) {
     if (isnan(v))
-        put(t, ",nan");
+        cli_text_put(t, ",nan");
     else
-        put(t, ",%.10g", v);
+        cli_text_put(t, ",%.10g", v);
 }
 
 int sweep_message(int status, const char *fmt, ...) {
@@ -206,12 +171,12 @@ static double smallest(const double *v, size_t n) {
     return best;
 }
 
-static void put_measures(text *t, const sweep_run *run, const sl_recover_result *r, size_t k) {
+static void put_measures(cli_text *t, const sweep_run *run, const sl_recover_result *r, size_t k) {
     const int l2 = strcmp(run->value[SWEEP_LOSS], "l2") == 0;
-    put(t, ",ok");
+    cli_text_put(t, ",ok");
     put_num(t, r->have_error ? r->error.err_max : NAN);
     put_num(t, r->have_error ? r->error.err_min : NAN);
-    put(t, ",%zu", r->have_error ? r->error.distinct : (size_t)0);
+    cli_text_put(t, ",%zu", r->have_error ? r->error.distinct : (size_t)0);
     put_num(t, r->have_error ? r->error.worst_angle : NAN);
     put_num(t, r->holdout_error);
     put_num(t, r->train_error);
@@ -236,24 +201,25 @@ static void put_measures(text *t, const sweep_run *run, const sl_recover_result 
     }
     put_num(t, snr);
     put_num(t, smallest(r->truth_signal, r->ntruth_signal));
-    put(t, ",%d", r->sign);
-    put(t, ",%s", l2 ? SWEEP_NOT_APPLICABLE : sl_recover_route_name(r->route));
-    put(t, ",%d", r->tensor_mode);
-    put(t, ",%zu", r->sgd ? r->sgd->steps : (size_t)0);
-    put(t, ",%s", r->sgd && r->sgd->stop_reason ? r->sgd->stop_reason : SWEEP_NOT_APPLICABLE);
-    put(t, ",%zu", count_lines(r->warnings));
+    cli_text_put(t, ",%d", r->sign);
+    cli_text_put(t, ",%s", l2 ? SWEEP_NOT_APPLICABLE : sl_recover_route_name(r->route));
+    cli_text_put(t, ",%d", r->tensor_mode);
+    cli_text_put(t, ",%zu", r->sgd ? r->sgd->steps : (size_t)0);
+    cli_text_put(t, ",%s",
+                 r->sgd && r->sgd->stop_reason ? r->sgd->stop_reason : SWEEP_NOT_APPLICABLE);
+    cli_text_put(t, ",%zu", count_lines(r->warnings));
 }
 
 /* The failure of one run as a status field: commas become semicolons, quotes
  * and line breaks go, so the field needs no quoting. */
-static void put_failure(text *t, const char *msg) {
+static void put_failure(cli_text *t, const char *msg) {
     char clean[240];
     snprintf(clean, sizeof clean, "failed: %s", *msg ? msg : "unknown error");
     for (char *p = clean; *p; ++p)
         if (*p == ',' || *p == '"' || (unsigned char)*p < 0x20)
             *p = *p == ',' ? ';' : *p == '"' ? '\'' : ' ';
-    put(t, ",%s", clean);
-    for (size_t i = 1; i < NMETRICS - 7; ++i) put(t, ",nan");
+    cli_text_put(t, ",%s", clean);
+    for (size_t i = 1; i < NMETRICS - 7; ++i) cli_text_put(t, ",nan");
 }
 
 int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
@@ -273,8 +239,8 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
     static const sl_projection projections[] = {SL_PROJ_ORTHONORMAL, SL_PROJ_SPHERE,
                                                 SL_PROJ_ORTHONORMAL, SL_PROJ_NONE};
 
-    text t = {0};
-    put(&t, "%s", s->plan.keys[index]);
+    cli_text t = {0};
+    cli_text_put(&t, "%s", s->plan.keys[index]);
     sl_dist *dist = NULL;
     sl_network *net = NULL;
     sl_recover_result *r = NULL;
@@ -328,13 +294,13 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
     }
     if (!st) {
         put_measures(&t, run, r, k);
-        put(&t, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", t_sample, t_plant, r->seconds_scores,
-            r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
+        cli_text_put(&t, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", t_sample, t_plant, r->seconds_scores,
+                     r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
     } else {
         put_failure(&t, sl_last_error());
-        put(&t, ",%.3f,%.3f,nan,nan,nan,nan", t_sample, t_plant);
+        cli_text_put(&t, ",%.3f,%.3f,nan,nan,nan,nan", t_sample, t_plant);
     }
-    put(&t, ",%.3f\n", cli_now() - t0);
+    cli_text_put(&t, ",%.3f\n", cli_now() - t0);
     sl_recover_result_free(r);
     sl_network_free(net);
     sl_dist_free(dist);
