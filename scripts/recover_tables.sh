@@ -88,6 +88,8 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
     header
     for dist in logistic student agmm; do
         run "$dist, exact (full S_4)" 3 $dist 10 1000000 5 random -- --score exact --dist $dist
+        run "$dist, exact (full S_4), raw labels" 3 $dist 10 1000000 5 random -- --score exact \
+            --dist $dist --detrend 0
         [ $dist = agmm ] && run "$dist, exact, projected route" 3 $dist 10 1000000 5 random -- \
             --score exact --dist $dist --route projected
         [ $dist = agmm ] && run "$dist, exact, sign-free" 3 $dist 10 1000000 5 random -- \
@@ -97,6 +99,15 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
         run "$dist, hermite" 3 $dist 10 1000000 5 random -- --score hermite --mode tensor
         run "$dist, l2" 3 $dist 10 1000000 5 random -- --loss l2 --restarts 1
     done
+    echo
+    echo "### Whitening: N(0, I), d = 10, k = 5, W random with condition number 10, n = 10^6 (10 seeds per row)"
+    echo
+    header
+    run "gauss, exact (labels detrended, the default)" 10 gauss 10 1000000 5 random:10 -- \
+        --score exact --dist gauss
+    run "gauss, exact, raw labels" 10 gauss 10 1000000 5 random:10 -- --score exact --dist gauss \
+        --detrend 0
+    run "gauss, l2" 10 gauss 10 1000000 5 random:10 -- --loss l2 --restarts 1
     echo
 fi
 

@@ -51,17 +51,11 @@
 extern "C" {
 #endif
 
-/* The moments sl_recover would use, on all n rows (as sl_recover with
- * holdout 0 and the same options: scores from opt->score with the scores'
- * seed stream of opt->seed, M2 and its whitening, and the whitened fourth
- * moment T along the route: the distribution's exact S_4 (full), the S_4
- * of the marginal of z = U'x (projected: exact, or estimated from z by
- * opt->s4 with U0 from the scores of opt->u_rows rows), or the locally
- * quadratic S_4 from (g, H)). The automatic route is chosen as sl_recover
- * chooses it; the factorised fit of independent coordinates is not
- * supported (SL_EUNSUPPORTED unless the route is quadratic).
- * On return T and the signal are computed; *route (if not NULL) says which
- * route was taken. Free with sl_moments_free. */
+/* The moments sl_recover would use, on all n rows: sl_recover_moments
+ * (recover.h) with the same options, so the route, scores, seeds, label
+ * detrending and T are those of a recovery with holdout 0. On return T and
+ * the signal are computed; *route (if not NULL) says which route was taken.
+ * Free with sl_moments_free. */
 sl_status sl_plane_moments(const sl_recover_options *opt, size_t n, size_t d, const double *X,
                            const double *y, sl_moments **out, sl_recover_route *route);
 

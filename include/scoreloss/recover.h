@@ -137,9 +137,15 @@ typedef struct sl_recover_options {
     /* The coordinates of x are independent (ICA setting): T from 1-D
      * log-density fits of every coordinate (logdens.h), route full. */
     int assume_independent;
-    /* The quadratic route: the labels minus their least-squares polynomial of
-     * this degree in z = U'x before the fourth moment (sl_s4_detrend; 0, the
-     * default, keeps the original method; 1..3). */
+    /* The labels minus their least-squares polynomial of this degree in
+     * z = U'x before the fourth moment (sl_s4_detrend; 0..3), on the
+     * quadratic route and with exact scores (there M2 also sees the labels
+     * minus their linear fit in x). -1, the default, is automatic: 3 when T
+     * comes from the exact S_4 (routes full and projected with exact scores),
+     * where it is an unbiased control variate (E[S_4 p] = 0 for every
+     * polynomial p of degree <= 3), and 0 on the quadratic route, the
+     * original method. The projected estimators detrend by themselves
+     * (s4.detrend). */
     int detrend;
     sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
@@ -202,6 +208,7 @@ typedef struct sl_recover_result {
     size_t ntruth_signal;
     int sign;                     /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
     sl_recover_route route;       /* where T came from */
+    int detrend;                  /* the degree the labels were detrended by before T (0: none) */
     int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
                                      (projected route with an S_4 estimator, or independent) */
     int independent;              /* 1 when T came from the factorised fit */
@@ -223,6 +230,16 @@ void sl_recover_result_free(sl_recover_result *r);
 /* Runs the pipeline on n rows of X (n x d) with labels y. */
 sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const double *X,
                      const double *y, sl_recover_result **out);
+
+/* The moments sl_recover would minimise over, on all n rows (no hold-out):
+ * the same route, scores, seeds, label detrending and T (exact, estimated
+ * projected, factorised or locally quadratic), with the signal computed.
+ * For pictures and diagnostics of the loss recover sees (plane.h). *route
+ * and *warnings (one per line, free() it; NULL when none) are optional;
+ * the warnings also go to opt->message. Free *out with sl_moments_free. */
+sl_status sl_recover_moments(const sl_recover_options *opt, size_t n, size_t d, const double *X,
+                             const double *y, sl_moments **out, sl_recover_route *route,
+                             char **warnings);
 
 #ifdef __cplusplus
 }

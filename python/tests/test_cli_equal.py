@@ -225,6 +225,10 @@ class TestRecover(CliCase):
               epochs=1)),
         (["--score", "gauss", "--assume", "independent", "--epochs", "1"],
          dict(score="gauss", assume="independent", epochs=1)),
+        (["--score", "exact", "--dist", "logistic", "--detrend", "0", "--epochs", "1"],
+         dict(score="exact", dist="logistic", detrend=0, epochs=1)),
+        (["--score", "hermite", "--route", "quadratic", "--detrend", "2", "--epochs", "1"],
+         dict(score="hermite", route="quadratic", detrend=2, epochs=1)),
     ]
 
     def test_equal_to_cli(self):
@@ -261,6 +265,11 @@ class TestRecover(CliCase):
                                   % (kw.get("score", "llsfe"), r.s4_info["u_rows"]), summary)
                 if r.independent:
                     self.assertIn("S_4: independent coordinates", summary)
+                # The labels' detrending: 3 by default with the exact S_4, else as asked.
+                expect = kw.get("detrend", 3 if kw.get("score") == "exact" else 0)
+                self.assertEqual(r.detrend, 0 if kw.get("loss") == "l2" else expect)
+                if r.detrend:
+                    self.assertIn("polynomial of degree %d in z = U'x for T" % r.detrend, summary)
 
     def test_without_truth(self):
         r = sl.recover(self.X, self.y, 2, score="hermite", epochs=1, restarts=1)

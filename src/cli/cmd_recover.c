@@ -54,9 +54,10 @@ static const cli_option options[] = {
     {"assume", 0, CLI_VALUE, "WHAT", NULL,
      "independent: the coordinates of x are independent, T comes from 1-D log-density fits of "
      "each coordinate (third and fourth derivatives included)"},
-    {"detrend", 0, CLI_VALUE, "DEG", "0",
-     "quadratic route: labels minus their polynomial of degree DEG (0..3) in z = U'x before T "
-     "(0: the original method)"},
+    {"detrend", 0, CLI_VALUE, "DEG", "auto",
+     "exact scores or the quadratic route: labels minus their polynomial of degree DEG (0..3) in "
+     "z = U'x before T (and minus their linear fit in x before M2); auto: 3 with the exact S_4 "
+     "(unbiased, less noise), 0 on the quadratic route (the original method)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -267,7 +268,7 @@ static int parse(const cli_args *args, settings *s) {
                                     cli_value(args, "assume"));
         o->assume_independent = 1;
     }
-    {
+    if (strcmp(cli_value(args, "detrend"), "auto") != 0) {
         size_t deg = 0;
         int st2 = cli_size(args, "detrend", 0, 3, &deg);
         if (st2) return st2;
@@ -407,6 +408,16 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
             cli_text_put(
                 t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
                    "dropped)\n");
+        if (r->detrend > 0)
+            cli_text_put(t,
+                         "labels: minus their linear fit in x for M2, minus their polynomial of "
+                         "degree %d in z = U'x for T\n",
+                         r->detrend);
+        else if (r->t_estimated && !r->independent && o->s4.detrend > 0)
+            cli_text_put(t,
+                         "labels: minus their linear fit in x for M2 (U); the S_4 estimator "
+                         "detrends them by degree %d in z\n",
+                         o->s4.detrend);
     }
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",

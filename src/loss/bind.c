@@ -309,6 +309,10 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
     }
     if (strcmp(name, "u-rows") == 0) return parse_size(name, value, 0, SIZE_MAX, &o->u_rows);
     if (strcmp(name, "detrend") == 0) {
+        if (strcmp(value, "auto") == 0) {
+            o->detrend = -1;
+            return SL_OK;
+        }
         size_t deg = 0;
         if ((st = parse_size(name, value, 0, 3, &deg))) return st;
         o->detrend = (int)deg;
@@ -423,6 +427,7 @@ sl_status sl_recover_result_number(const sl_recover_result *r, const char *name,
         {"seconds_sgd", r->seconds_sgd},
         {"seconds_second_layer", r->seconds_second_layer},
         {"seconds_s4", r->seconds_s4},
+        {"detrend", (double)r->detrend},
         {"t_estimated", (double)r->t_estimated},
         {"independent", (double)r->independent},
         {"u_rows", (double)r->u_rows},
