@@ -236,20 +236,30 @@ typedef struct {
     const char *spec;
     size_t d, n;
     unsigned long seed;
+    int inside; /* 1: also within 1.25x over the samples with |x| <= 2 */
 } auto_case;
 
+/* Measured ratios auto / best fixed (all samples; |x| <= 2 where checked),
+ * release build: gmm2 d = 2, n = 4000: 0.76, 1.05; student: 1.00; gauss:
+ * 0.75, 0.88; logistic: 1.03; student d = 2, n = 1000: 1.00; gmm2 d = 2,
+ * n = 1000, seeds 31 and 33: 0.91, 1.05 and 0.77, 0.78 (1.16, 1.73 and
+ * 0.87, 1.61 when the widening ignored the centre). Inside |x| <= 2 the
+ * two students and logistic are 2.91, 2.35 and 2.84 times the best there:
+ * no bandwidth of the grid is within 1.25x of both bests on these inputs
+ * (see bandwidth.c), so only the error over all samples is checked. */
 static const auto_case auto_cases[] = {
-    {"gmm2", 2, 4000, 31},
-    {"student", 2, 4000, 32},
-    {"gauss", 3, 4000, 33},
-    {"logistic", 2, 4000, 34},
+    {"gmm2", 2, 4000, 31, 1},     {"student", 2, 4000, 32, 0}, {"gauss", 3, 4000, 33, 1},
+    {"logistic", 2, 4000, 34, 0}, {"student", 2, 1000, 31, 0}, {"gmm2", 2, 1000, 31, 1},
+    {"gmm2", 2, 1000, 33, 1},
 };
 
 /* The automatic bandwidth's g-error is within 1.25x of the best fixed
  * bandwidth on its own grid, measured against the exact scores at every
- * sample: that p-weighted error is what held-out score matching minimises.
- * (Inside |x| <= 2 alone the best bandwidth is smaller, since the tails want
- * more smoothing than the centre: gmm2 d = 2 auto 0.092 against 0.057 there.) */
+ * sample (the p-weighted error that held-out score matching estimates) and,
+ * for the cases marked inside, over the samples with |x| <= 2 (what
+ * `scoreloss score --eval` reports). Inside |x| <= 2 alone the best
+ * bandwidth is smaller on heavy-tailed inputs, since the tails want more
+ * smoothing than the centre. */
 START_TEST(auto_bandwidth_near_best_fixed) {
     const auto_case *c = &auto_cases[_i];
     const size_t d = c->d, n = c->n;
@@ -262,25 +272,33 @@ START_TEST(auto_bandwidth_near_best_fixed) {
     sl_scores *a;
     ck_assert_int_eq(sl_score_estimate(&sl_score_llsfe, &opt, n, d, X, n, NULL, &a), SL_OK);
     ck_assert_uint_gt(a->bw_ngrid, 3);
+    /* Radius INFINITY (all samples), then 2. */
+    const double radius[2] = {INFINITY, 2.0};
     sl_score_eval ev;
-    ck_assert_int_eq(sl_score_evaluate(D, a, X, INFINITY, &ev), SL_OK);
-    const double auto_err = ev.g_rel_mse;
-    double best = INFINITY, best_h = 0;
+    double auto_err[2], best[2] = {INFINITY, INFINITY}, best_h[2] = {0, 0};
+    for (int r = 0; r < 2; ++r) {
+        ck_assert_int_eq(sl_score_evaluate(D, a, X, radius[r], &ev), SL_OK);
+        auto_err[r] = ev.g_rel_mse;
+    }
     for (size_t k = 0; k < a->bw_ngrid; ++k) {
         opt.bandwidth.kind = SL_BW_FIXED;
         opt.bandwidth.value = a->bw_grid[k];
         sl_scores *f;
         ck_assert_int_eq(sl_score_estimate(&sl_score_llsfe, &opt, n, d, X, n, NULL, &f), SL_OK);
-        ck_assert_int_eq(sl_score_evaluate(D, f, X, INFINITY, &ev), SL_OK);
-        if (ev.g_rel_mse < best) {
-            best = ev.g_rel_mse;
-            best_h = a->bw_grid[k];
+        for (int r = 0; r < 2; ++r) {
+            ck_assert_int_eq(sl_score_evaluate(D, f, X, radius[r], &ev), SL_OK);
+            if (ev.g_rel_mse < best[r]) {
+                best[r] = ev.g_rel_mse;
+                best_h[r] = a->bw_grid[k];
+            }
         }
         sl_scores_free(f);
     }
-    ck_assert_msg(auto_err <= 1.25 * best,
-                  "%s d=%zu: auto h=%.3g has g rel. MSE %.4g, best fixed h=%.3g has %.4g", c->spec,
-                  d, a->bandwidth, auto_err, best_h, best);
+    for (int r = 0; r < 1 + c->inside; ++r)
+        ck_assert_msg(auto_err[r] <= 1.25 * best[r],
+                      "%s d=%zu, radius %g: auto h=%.3g has g rel. MSE %.4g, best fixed h=%.3g "
+                      "has %.4g",
+                      c->spec, d, radius[r], a->bandwidth, auto_err[r], best_h[r], best[r]);
     sl_scores_free(a);
     free(X);
     sl_dist_free(D);
