@@ -1,11 +1,28 @@
 /* Estimated fourth-order scores of the projected marginal (s4.h).
  *
- * For each query point (every sample), the reference samples within
- * cutoff * h are gathered from a k-d tree over the standardised reference
- * set, and the Gaussian-kernel-weighted raw moments of the offsets
- * v = (zeta_i - zeta_j) / h are summed up to order 4: the 1 + k + 15 + 35 +
- * 70 = 126 distinct monomials at k = 5, one multiply-add each per
- * neighbour. The estimator maps them to (g, H, G3, G4) (or directly to S_4),
+ * For each query point (every sample), the Gaussian-kernel-weighted raw
+ * moments of the offsets v = (zeta_i - zeta_j) / h to the reference samples
+ * within cutoff * h (a k-d tree over the standardised reference set) are
+ * summed up to order 4: the 1 + k + 15 + 35 + 70 = 126 distinct monomials
+ * at k = 5, each neighbour's formed one from another by one multiply.
+ *
+ * How, for speed (this is most of the recovery's time at large n): the
+ * queries go in the leaf order of a k-d tree over them, in runs of QRUN
+ * near each other; one tree query per run gives the candidates, the
+ * reference samples within reach of the run's bounding box
+ * (block_candidates); each query's neighbours are the candidates within
+ * cutoff * h, their squared distances summed as the tree sums them, so the
+ * neighbours and their weights are exactly a radius query's
+ * (select_within); the monomials are summed in vector lanes
+ * (accumulate_lanes). Measured at n = 10^6, d = 10, k = 5 (9 10^5 queries,
+ * 10^4 references, 1559 neighbours each), against one radius query and
+ * one scalar pass over the monomials per query, back to back on a loaded
+ * machine (load average 9 to 11 on 2 cores): the S_4 phase of recover
+ * 300 s -> 85 s wall, the whole recover 364 s -> 146 s wall and 179 s ->
+ * 72 s of CPU, its output the same to 4e-15. tests/test_s4.c checks T
+ * against a direct transcription.
+ *
+ * The estimator maps the moments to (g, H, G3, G4) (or directly to S_4),
  * and the sample's y_j (g^4 + 6 g g H + 3 H H + 4 g G3 + G4), not yet
  * symmetrised, is added to its block's k^4 partial sum; the symmetrisation
  * (the average over the 24 placements) is applied once at the end, which
@@ -55,8 +72,9 @@
  * share of E|v|^4 K beyond c h is P(chi2_9 > c^2): 0.016 at c = 4.5, 0.003
  * at c = 5.
  *
- * Determinism: queries in the tree's leaf order, in blocks of QBLOCK, each
- * block's partial sums kept and added in block order. */
+ * Determinism: queries in the query tree's leaf order, in blocks of
+ * QBLOCK, each block's partial sums kept and added in block order; within
+ * a query, the lanes' sums added in a fixed order. */
 #include "scoreloss/s4.h"
 
 #include <limits.h>
@@ -82,7 +100,9 @@ void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 
 #define QBLOCK 256     /* queries per independently summed block */
+#define QRUN 128       /* queries sharing one candidate list (block_candidates) */
 #define MAX_K 8        /* the moment tables are sized for k <= MAX_K */
+#define MAX_MONO 495   /* monomials of order <= 4 in MAX_K variables: C(MAX_K + 4, 4) */
 #define DEFAULT_BW 1.0 /* h = DEFAULT_BW nref^(-1/(k+8)) in standardised units */
 #define DEFAULT_CUTOFF 4.0
 #define DEFAULT_REFERENCE 10000
@@ -191,22 +211,37 @@ typedef struct s4_ctx {
     const size_t *refpos; /* n: position in the reference set, or SIZE_MAX */
     const sl_kdtree *tree;
     const double *rows; /* the tree's copy of the reference rows */
+    const size_t *tord; /* the reference sample at each of the tree's rows */
     double h;
     /* Unique-monomial positions of the full index tuples. */
     size_t n2, n3, n4;
     size_t idx2[MAX_K * MAX_K], idx3[MAX_K * MAX_K * MAX_K], idx4[MAX_K * MAX_K * MAX_K * MAX_K];
+    /* The raw sums' layout 1, v (k), then the unique monomials of orders 2,
+     * 3, 4 (nS in all): monomial m > 0 is monomial par[m] times v[var[m]]. */
+    size_t nS;
+    unsigned short par[MAX_MONO], var[MAX_MONO];
 } s4_ctx;
 
 static void build_tables(s4_ctx *c) {
     const size_t k = c->k, k2 = k * k, k3 = k2 * k;
     size_t i2 = 0, i3 = 0, i4 = 0;
-    /* The enumeration order of accumulate() below: a <= b <= c <= e. */
+    /* Where orders 2, 3 and 4 start in the raw sums. */
+    const size_t o2 = 1 + k, o3 = o2 + k * (k + 1) / 2, o4 = o3 + k * (k + 1) * (k + 2) / 6;
+    for (size_t a = 0; a < k; ++a) {
+        c->par[1 + a] = 0;
+        c->var[1 + a] = (unsigned short)a;
+    }
+    /* The enumeration order: a <= b <= c <= e. */
     for (size_t a = 0; a < k; ++a)
         for (size_t b = a; b < k; ++b) {
             const size_t p2 = i2++;
             c->idx2[a * k + b] = c->idx2[b * k + a] = p2;
+            c->par[o2 + p2] = (unsigned short)(1 + a);
+            c->var[o2 + p2] = (unsigned short)b;
             for (size_t e3 = b; e3 < k; ++e3) {
                 const size_t p3 = i3++;
+                c->par[o3 + p3] = (unsigned short)(o2 + p2);
+                c->var[o3 + p3] = (unsigned short)e3;
                 const size_t t3[3] = {a, b, e3};
                 /* every permutation of (a, b, e3) */
                 static const int P3[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
@@ -215,6 +250,8 @@ static void build_tables(s4_ctx *c) {
                     c->idx3[t3[P3[p][0]] * k2 + t3[P3[p][1]] * k + t3[P3[p][2]]] = p3;
                 for (size_t e4 = e3; e4 < k; ++e4) {
                     const size_t p4 = i4++;
+                    c->par[o4 + p4] = (unsigned short)(o3 + p3);
+                    c->var[o4 + p4] = (unsigned short)e4;
                     const size_t t4[4] = {a, b, e3, e4};
                     for (size_t x = 0; x < 4; ++x)
                         for (size_t y = 0; y < 4; ++y)
@@ -228,7 +265,17 @@ static void build_tables(s4_ctx *c) {
     c->n2 = i2;
     c->n3 = i3;
     c->n4 = i4;
+    c->nS = o4 + i4;
 }
+
+/* Failure codes of the per-item work (s4_parallel). */
+enum { FAIL_NOMEM = 1, FAIL_QUERY = 2 };
+
+/* Neighbours are summed lane by lane, LANES lanes, two groups of LANES
+ * neighbours at a time (accumulate_lanes); neighbour lists are padded to a
+ * multiple of GROUP. */
+#define LANES 8
+#define GROUP (2 * LANES)
 
 /* Per-thread workspace. */
 typedef struct s4_work {
@@ -239,24 +286,67 @@ typedef struct s4_work {
     double *g, *H, *G3, *G4;         /* the fit */
     double *Si, *Sg, *L, *t4a, *t4b; /* scratch */
     double *B, *gF;
+    double *acc;  /* (nS + 1) x LANES: the lanes' sums (accumulate_lanes) */
+    double *mono; /* nS x GROUP: monomials (accumulate_lanes without vector types) */
+    /* The candidates of a run of queries and one query's neighbours, cap
+     * long (a multiple of GROUP; the arrays of k rows have row stride cap). */
+    size_t cap;
+    double *ux;   /* k x cap: candidate coordinates, coordinate-major */
+    size_t *uref; /* the candidates' reference indices */
+    double *dd;   /* their squared distances to the query */
+    double *nv;   /* k x cap: the neighbours' offsets v = (x - q) / h, zero-padded */
+    double *nw;   /* their kernel weights, zero-padded */
 } s4_work;
 
 static void s4_work_free(s4_work *w) {
     if (!w) return;
     sl_kdtree_work_free(w->kw);
     free(w->S);
+    free(w->acc);
+    free(w->ux);
+    free(w->uref);
+    free(w->dd);
+    free(w->nv);
+    free(w->nw);
     free(w);
+}
+
+/* Room for `need` candidates or neighbours plus a GROUP of padding; the
+ * old contents are not kept. Returns 0 when out of memory. */
+static int s4_work_reserve(s4_work *w, size_t k, size_t need) {
+    if (need + GROUP <= w->cap) return 1;
+    size_t cap = need + need / 2 + GROUP;
+    cap += GROUP - cap % GROUP;
+    free(w->ux);
+    free(w->uref);
+    free(w->dd);
+    free(w->nv);
+    free(w->nw);
+    w->ux = malloc(k * cap * sizeof *w->ux);
+    w->uref = malloc(cap * sizeof *w->uref);
+    w->dd = malloc(cap * sizeof *w->dd);
+    w->nv = malloc(k * cap * sizeof *w->nv);
+    w->nw = malloc(cap * sizeof *w->nw);
+    w->cap = cap;
+    if (w->ux && w->uref && w->dd && w->nv && w->nw) return 1;
+    w->cap = 0;
+    return 0;
 }
 
 static s4_work *s4_work_alloc(const s4_ctx *c) {
     const size_t k = c->k, k2 = k * k, k3 = k2 * k, k4 = k3 * k;
     s4_work *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    const size_t nS = 1 + k + c->n2 + c->n3 + c->n4;
+    const size_t nS = c->nS;
     const size_t total =
         nS + k + k2 + k3 + k4 + k2 + k3 + k4 + k + k2 + k3 + k4 + 3 * k2 + 2 * k4 + k2 + k;
     w->S = calloc(total, sizeof *w->S);
-    if (!w->S || sl_kdtree_work_alloc(c->tree, 1024, &w->kw) != SL_OK) {
+    /* acc and mono, aligned for the lane vectors (the size is a multiple of
+     * the alignment, as aligned_alloc requires) */
+    w->acc = aligned_alloc(LANES * sizeof(double), (3 * nS + 1) * LANES * sizeof(double));
+    w->mono = w->acc ? w->acc + (nS + 1) * LANES : NULL;
+    if (!w->S || !w->acc || !s4_work_reserve(w, k, 1024) ||
+        sl_kdtree_work_alloc(c->tree, 1024, &w->kw) != SL_OK) {
         s4_work_free(w);
         return NULL;
     }
@@ -282,37 +372,238 @@ static s4_work *s4_work_alloc(const s4_ctx *c) {
     return w;
 }
 
-/* Sums of w v^(x)r over the neighbours, r = 0..4, unique monomials. */
-static void accumulate(const s4_ctx *c, s4_work *w, const double *q, size_t count,
-                       const size_t *rows, const double *d2, double *wsum2) {
-    const size_t k = c->k;
-    const double ih = 1.0 / c->h, ih2h = 0.5 * ih * ih;
-    double *S = w->S;
-    double *S1 = S + 1, *S2 = S1 + k, *S3 = S2 + c->n2, *S4 = S3 + c->n3;
-    memset(S, 0, (1 + k + c->n2 + c->n3 + c->n4) * sizeof *S);
-    double v[MAX_K], ww2 = 0.0;
-    for (size_t t = 0; t < count; ++t) {
-        const double *x = c->rows + rows[t] * k;
-        const double wt = exp(-d2[t] * ih2h);
-        for (size_t a = 0; a < k; ++a) v[a] = (x[a] - q[a]) * ih;
-        S[0] += wt;
-        ww2 += wt * wt;
-        size_t i2 = 0, i3 = 0, i4 = 0;
+/* select_within and accumulate_lanes are plain C (with GNU vector types
+ * where the compiler has them) that the compiler turns into vector code; on
+ * x86-64 they are also built for AVX2 and AVX-512, the version picked at
+ * load time by what the CPU has. Nothing is reassociated, and GCC in ISO C
+ * mode fuses no multiply-add, so every version gives the same bits (checked:
+ * the plain-array accumulate_lanes too). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef VECTOR_CLONES
+#define VECTOR_CLONES
+#endif
+
+/* The index of the lowest set bit of mask != 0. */
+static inline unsigned lowest_set(unsigned mask) {
+#if defined(__GNUC__)
+    return (unsigned)__builtin_ctz(mask);
+#else
+    unsigned p = 0;
+    while (!(mask & 1u)) mask >>= 1, ++p;
+    return p;
+#endif
+}
+
+/* Squared distances from q to the U candidates (ux: k x stride) into dd,
+ * each summed over the coordinates in order as the k-d tree sums them, so
+ * the neighbours found are exactly the tree's. The m candidates within r2,
+ * other than the reference sample `self`, go to nv (k x stride, their
+ * offsets (x - q) ih) and nd2 (their squared distances), in candidate
+ * order. Returns m. */
+VECTOR_CLONES static size_t select_within(size_t k, size_t U, size_t stride,
+                                          const double *restrict ux, const size_t *restrict uref,
+                                          const double *restrict q, double r2, size_t self,
+                                          double ih, double *restrict dd, double *restrict nv,
+                                          double *restrict nd2) {
+    for (size_t i = 0; i < U; ++i) dd[i] = 0.0;
+    for (size_t a = 0; a < k; ++a) {
+        const double qa = q[a], *restrict col = ux + a * stride;
+        for (size_t i = 0; i < U; ++i) {
+            const double diff = col[i] - qa;
+            dd[i] += diff * diff;
+        }
+    }
+    /* Eight candidates at a time: they come leaf by leaf, so whole runs of
+     * them are out of (or within) reach together. */
+    size_t m = 0;
+    for (size_t i0 = 0; i0 < U; i0 += 8) {
+        const unsigned len = U - i0 < 8 ? (unsigned)(U - i0) : 8u;
+        unsigned mask = 0;
+        for (unsigned l = 0; l < len; ++l)
+            mask |= (unsigned)((dd[i0 + l] <= r2) & (uref[i0 + l] != self)) << l;
+        for (; mask; mask &= mask - 1) {
+            const size_t i = i0 + lowest_set(mask);
+            nd2[m] = dd[i];
+            for (size_t a = 0; a < k; ++a) nv[a * stride + m] = (ux[a * stride + i] - q[a]) * ih;
+            ++m;
+        }
+    }
+    return m;
+}
+
+/* LANES doubles at once: a GNU vector (the compiler's vector code on every
+ * target, no intrinsics), else a plain array the loops below go over. */
+#if defined(__GNUC__)
+#define LANE_VECTORS 1
+typedef double lanes_t __attribute__((vector_size(LANES * sizeof(double))));
+#endif
+
+/* Sums of w v^(x)r over `count` neighbours, r = 0..4, in the layout of
+ * c->par (nS sums) into S; returns the sum of w^2. nv (k x stride) and nw
+ * hold the offsets and weights, zero past count up to a multiple of GROUP
+ * (padding adds exact zeros). Each of the LANES lanes of acc ((nS + 1) x
+ * LANES, the last row for w^2; aligned to LANES doubles) sums every
+ * LANES-th neighbour, two groups of LANES neighbours at a time, the two
+ * terms added together first (half the traffic to acc); the lanes are
+ * added in order at the end. The monomials are formed as the nested loops
+ * a <= b <= c <= e form them, each the product of one of lower order and a
+ * coordinate. Without vector types, the same arithmetic on plain arrays
+ * (mono: nS x GROUP). */
+VECTOR_CLONES static double accumulate_lanes(size_t nS, const unsigned short *restrict par,
+                                             const unsigned short *restrict var, size_t k,
+                                             size_t count, size_t stride, const double *restrict nv,
+                                             const double *restrict nw, double *restrict acc,
+                                             double *restrict mono, double *restrict S) {
+    memset(acc, 0, (nS + 1) * LANES * sizeof *acc);
+#ifdef LANE_VECTORS
+    /* The nested loops keep each monomial's factor in a register; the
+     * order-4 sums, the bulk, cost two multiplies and two adds per two
+     * groups. */
+    lanes_t *A = (lanes_t *)(void *)acc;
+    (void)mono;
+    (void)par;
+    (void)var;
+    const size_t o2 = 1 + k, o3 = o2 + k * (k + 1) / 2, o4 = o3 + k * (k + 1) * (k + 2) / 6;
+    for (size_t t = 0; t < count; t += GROUP) {
+        lanes_t v[MAX_K], u[MAX_K], w0, w1;
+        memcpy(&w0, nw + t, sizeof w0);
+        memcpy(&w1, nw + t + LANES, sizeof w1);
         for (size_t a = 0; a < k; ++a) {
-            const double wa = wt * v[a];
-            S1[a] += wa;
+            memcpy(&v[a], nv + a * stride + t, sizeof w0);
+            memcpy(&u[a], nv + a * stride + t + LANES, sizeof w0);
+        }
+        A[0] += w0 + w1;
+        A[nS] += w0 * w0 + w1 * w1;
+        size_t i2 = o2, i3 = o3, i4 = o4;
+        for (size_t a = 0; a < k; ++a) {
+            const lanes_t wa = w0 * v[a], xa = w1 * u[a];
+            A[1 + a] += wa + xa;
             for (size_t b = a; b < k; ++b) {
-                const double wab = wa * v[b];
-                S2[i2++] += wab;
+                const lanes_t wab = wa * v[b], xab = xa * u[b];
+                A[i2++] += wab + xab;
                 for (size_t e3 = b; e3 < k; ++e3) {
-                    const double wabc = wab * v[e3];
-                    S3[i3++] += wabc;
-                    for (size_t e4 = e3; e4 < k; ++e4) S4[i4++] += wabc * v[e4];
+                    const lanes_t wabc = wab * v[e3], xabc = xab * u[e3];
+                    A[i3++] += wabc + xabc;
+                    for (size_t e4 = e3; e4 < k; ++e4) A[i4++] += wabc * v[e4] + xabc * u[e4];
                 }
             }
         }
     }
-    *wsum2 = ww2;
+#else
+    (void)k;
+    for (size_t t = 0; t < count; t += GROUP) {
+        for (size_t l = 0; l < GROUP; ++l) mono[l] = nw[t + l];
+        for (size_t m = 1; m < nS; ++m)
+            for (size_t l = 0; l < GROUP; ++l)
+                mono[m * GROUP + l] = mono[par[m] * GROUP + l] * nv[var[m] * stride + t + l];
+        for (size_t l = 0; l < LANES; ++l) {
+            const double w0 = mono[l], w1 = mono[LANES + l];
+            acc[nS * LANES + l] += w0 * w0 + w1 * w1;
+        }
+        for (size_t m = 0; m < nS; ++m)
+            for (size_t l = 0; l < LANES; ++l)
+                acc[m * LANES + l] += mono[m * GROUP + l] + mono[m * GROUP + LANES + l];
+    }
+#endif
+    for (size_t i = 0; i < nS; ++i) {
+        double s = 0.0;
+        for (size_t l = 0; l < LANES; ++l) s += acc[i * LANES + l];
+        S[i] = s;
+    }
+    double ww2 = 0.0;
+    for (size_t l = 0; l < LANES; ++l) ww2 += acc[nS * LANES + l];
+    return ww2;
+}
+
+/* Zeroes the neighbour lists from position m up to the next multiple of
+ * GROUP. */
+static void pad_neighbours(const s4_ctx *c, s4_work *w, size_t m) {
+    for (size_t t = m; t % GROUP != 0; ++t) {
+        w->nw[t] = 0.0;
+        for (size_t a = 0; a < c->k; ++a) w->nv[a * w->cap + t] = 0.0;
+    }
+}
+
+/* The kernel-weighted raw moments at q (into w->S, the sum of the squared
+ * weights into *wsum2) of the m neighbours select_within chose (their
+ * squared distances in w->nw, turned into weights here). */
+static void moments_selected(const s4_ctx *c, s4_work *w, size_t m, double *wsum2) {
+    const double ih = 1.0 / c->h, ih2h = 0.5 * ih * ih;
+    for (size_t t = 0; t < m; ++t) w->nw[t] = exp(-w->nw[t] * ih2h);
+    pad_neighbours(c, w, m);
+    *wsum2 = accumulate_lanes(c->nS, c->par, c->var, c->k, m, w->cap, w->nv, w->nw, w->acc, w->mono,
+                              w->S);
+}
+
+/* The same from the result of a tree query (rows of c->rows, squared
+ * distances d2). Returns 0 when out of memory. */
+static int moments_rows(const s4_ctx *c, s4_work *w, const double *q, size_t count,
+                        const size_t *rows, const double *d2, double *wsum2) {
+    const size_t k = c->k;
+    if (!s4_work_reserve(w, k, count)) return 0;
+    const size_t cap = w->cap;
+    const double ih = 1.0 / c->h, ih2h = 0.5 * ih * ih;
+    for (size_t t = 0; t < count; ++t) {
+        const double *x = c->rows + rows[t] * k;
+        w->nw[t] = exp(-d2[t] * ih2h);
+        for (size_t a = 0; a < k; ++a) w->nv[a * cap + t] = (x[a] - q[a]) * ih;
+    }
+    pad_neighbours(c, w, count);
+    *wsum2 =
+        accumulate_lanes(c->nS, c->par, c->var, k, count, cap, w->nv, w->nw, w->acc, w->mono, w->S);
+    return 1;
+}
+
+/* The candidates of the queries order[lo..hi) into w->ux and w->uref (*U
+ * of them): the reference samples within radius of the queries' bounding
+ * box, a superset of every query's neighbourhood. The tree gives those
+ * within radius plus the box's half-diagonal of its centre; the ones
+ * farther than radius from the box are dropped (the margins of 1e-9 cover
+ * the rounding of the distances). Returns 0, FAIL_NOMEM or FAIL_QUERY. */
+static int block_candidates(const s4_ctx *c, s4_work *w, const size_t *order, size_t lo, size_t hi,
+                            double radius, size_t *U) {
+    const size_t k = c->k;
+    double mn[MAX_K], mx[MAX_K], ctr[MAX_K];
+    for (size_t a = 0; a < k; ++a) mn[a] = mx[a] = c->zeta[order[lo] * k + a];
+    for (size_t t = lo + 1; t < hi; ++t)
+        for (size_t a = 0; a < k; ++a) {
+            const double x = c->zeta[order[t] * k + a];
+            mn[a] = fmin(mn[a], x);
+            mx[a] = fmax(mx[a], x);
+        }
+    double rb2 = 0.0;
+    for (size_t a = 0; a < k; ++a) {
+        ctr[a] = 0.5 * (mn[a] + mx[a]);
+        const double half = fmax(mx[a] - ctr[a], ctr[a] - mn[a]);
+        rb2 += half * half;
+    }
+    const double reach = (radius + sqrt(rb2)) * (1.0 + 1e-9);
+    const double box2 = radius * radius * (1.0 + 1e-9);
+    size_t count = 0;
+    const size_t *rows = NULL;
+    const double *d2 = NULL;
+    if (sl_kdtree_radius_rows(c->tree, w->kw, ctr, reach, SIZE_MAX, &count, &rows, &d2) != SL_OK)
+        return FAIL_QUERY;
+    if (!s4_work_reserve(w, k, count)) return FAIL_NOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const double *x = c->rows + rows[i] * k;
+        double e2 = 0.0;
+        for (size_t a = 0; a < k; ++a) {
+            const double out = fmax(fmax(mn[a] - x[a], x[a] - mx[a]), 0.0);
+            e2 += out * out;
+        }
+        if (e2 > box2) continue;
+        w->uref[m] = c->tord[rows[i]];
+        for (size_t a = 0; a < k; ++a) w->ux[a * w->cap + m] = x[a];
+        ++m;
+    }
+    *U = m;
+    return 0;
 }
 
 /* The local covariance C (units of h^2) is (I - h^2 H)^-1 for the tilted
@@ -584,6 +875,7 @@ typedef struct s4_setup {
     size_t *refpos;                               /* n */
     sl_kdtree *tree;
     const double *rows;
+    const size_t *tord; /* the reference sample at each row of rows */
     double h;
 } s4_setup;
 
@@ -666,7 +958,7 @@ static sl_status setup(const sl_s4_options *opt, size_t n, size_t k, const doubl
     if (!(opt->cutoff > 0.0))
         return sl_error(SL_EINVAL, "S_4 estimation: cutoff must be positive, got %g", opt->cutoff);
     st = sl_kdtree_build(s->nref, k, s->ref, &s->tree);
-    if (!st) st = sl_kdtree_info(s->tree, NULL, NULL, NULL, NULL, &s->rows);
+    if (!st) st = sl_kdtree_info(s->tree, NULL, NULL, NULL, &s->tord, &s->rows);
     return st;
 }
 
@@ -680,6 +972,7 @@ static void ctx_init(s4_ctx *c, const sl_s4_options *opt, size_t n, const s4_set
     c->refpos = s->refpos;
     c->tree = s->tree;
     c->rows = s->rows;
+    c->tord = s->tord;
     c->h = s->h;
     build_tables(c);
 }
@@ -745,6 +1038,117 @@ static sl_status detrend(size_t n, size_t k, const double *zeta, const double *y
     return SL_OK;
 }
 
+/* ---- the parallel frame ------------------------------------------------------------- */
+
+/* Work on item `item` with workspace w; returns 0, or FAIL_NOMEM /
+ * FAIL_QUERY. */
+typedef int (*s4_item_fn)(const s4_ctx *c, s4_work *w, size_t item, void *arg);
+
+/* Runs fn over the items 0..nitems-1 on the OpenMP threads (dynamic
+ * schedule, `chunk` items at a time), each thread with its own workspace
+ * and BLAS single-threaded inside: the threads are the parallelism, and
+ * LAPACK calls in the fits must not start threads of their own. The items
+ * write only their own outputs, so the result does not depend on the
+ * schedule. Returns SL_OK or the error of a failed item. */
+static sl_status s4_parallel(const s4_ctx *c, size_t nitems, int chunk, s4_item_fn fn, void *arg) {
+    int failed = 0;
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        s4_work *w = s4_work_alloc(c);
+        if (!w) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            failed = FAIL_NOMEM;
+        }
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, chunk)
+#endif
+        for (size_t i = 0; i < nitems; ++i) {
+            int f;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+            f = failed;
+            if (!w || f) continue;
+            f = fn(c, w, i, arg);
+            if (f) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                failed = f;
+            }
+        }
+        s4_work_free(w);
+    }
+    (void)chunk;
+    openblas_set_num_threads(blas_threads);
+    if (failed == FAIL_NOMEM) return sl_error(SL_ENOMEM, "out of memory for the S_4 workspaces");
+    if (failed == FAIL_QUERY)
+        return sl_error(SL_ENOMEM, "S_4 estimation: a neighbour query failed");
+    return SL_OK;
+}
+
+/* The queries in the leaf order of a k-d tree built over them: runs of
+ * consecutive queries are then compact (a leaf holds at most a few dozen),
+ * so the candidates of a run of QRUN (block_candidates) are not many more
+ * than one query's neighbours. */
+static sl_status query_order(size_t n, size_t k, const double *zeta, size_t *order) {
+    sl_kdtree *qt = NULL;
+    const size_t *o = NULL;
+    sl_status st = sl_kdtree_build(n, k, zeta, &qt);
+    if (!st) st = sl_kdtree_info(qt, NULL, NULL, NULL, &o, NULL);
+    if (!st) memcpy(order, o, n * sizeof *order);
+    sl_kdtree_free(qt);
+    return st;
+}
+
+/* One block of the tensor's queries: order[b QBLOCK ..), in runs of QRUN
+ * sharing their candidates. The block's partial sums: k^4 of y S_4, k^2 of
+ * yM S_2, then the neighbour count, the effective count and the number of
+ * regularised queries. */
+typedef struct tensor_job {
+    size_t n, plen;
+    const size_t *order;
+    const double *yT, *yM;
+    double radius;
+    double *parts;
+} tensor_job;
+
+static int tensor_block(const s4_ctx *c, s4_work *w, size_t b, void *arg) {
+    const tensor_job *job = arg;
+    const size_t k = c->k, k2 = k * k, k4 = k2 * k2;
+    double *part = job->parts + b * job->plen, *X = part, *m2 = part + k4, *cnt = m2 + k2;
+    const size_t lo = b * QBLOCK, hi = lo + QBLOCK < job->n ? lo + QBLOCK : job->n;
+    const double r2 = job->radius * job->radius; /* as the tree squares it */
+    const double ih = 1.0 / c->h;
+    for (size_t run = lo; run < hi; run += QRUN) {
+        const size_t end = run + QRUN < hi ? run + QRUN : hi;
+        size_t U = 0;
+        const int f = block_candidates(c, w, job->order, run, end, job->radius, &U);
+        if (f) return f;
+        for (size_t t = run; t < end; ++t) {
+            const size_t j = job->order[t];
+            const double *q = c->zeta + j * k;
+            const size_t count = select_within(k, U, w->cap, w->ux, w->uref, q, r2, c->refpos[j],
+                                               ih, w->dd, w->nv, w->nw);
+            double wsum2 = 0.0;
+            moments_selected(c, w, count, &wsum2);
+            const double K0 = w->S[0];
+            const int reg = fit_point(c, w, q, K0, wsum2);
+            add_point(c, w, job->yT[j], job->yM[j], X, m2);
+            cnt[0] += (double)count;
+            cnt[1] += K0 > 0.0 ? K0 * K0 / wsum2 : 0.0;
+            cnt[2] += reg;
+        }
+    }
+    return 0;
+}
+
 /* ---- the tensor --------------------------------------------------------------------- */
 
 sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const double *Z,
@@ -783,60 +1187,17 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
         parts = calloc(nblocks * plen, sizeof *parts);
         if (!c || !order || !parts) st = sl_error(SL_ENOMEM, "out of memory for the S_4 blocks");
     }
-    if (!st) st = sl_kdtree_query_order(s.tree, n, s.zeta, order);
+    if (!st) st = query_order(n, k, s.zeta, order);
     if (!st) {
         ctx_init(c, &opt, n, &s);
-        const double radius = opt.cutoff * s.h;
-        int failed = 0;
-        const int blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-        {
-            s4_work *w = s4_work_alloc(c);
-            if (!w) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                failed = 1;
-            }
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-            for (size_t b = 0; b < nblocks; ++b) {
-                if (!w || failed) continue;
-                double *part = parts + b * plen, *X = part, *m2 = part + k4, *cnt = m2 + k2;
-                const size_t lo = b * QBLOCK, hi = lo + QBLOCK < n ? lo + QBLOCK : n;
-                for (size_t t = lo; t < hi; ++t) {
-                    const size_t j = order[t];
-                    const double *q = s.zeta + j * k;
-                    size_t count = 0;
-                    const size_t *rows = NULL;
-                    const double *d2 = NULL;
-                    if (sl_kdtree_radius_rows(s.tree, w->kw, q, radius, s.refpos[j], &count, &rows,
-                                              &d2) != SL_OK) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                        failed = 2;
-                        break;
-                    }
-                    double wsum2 = 0.0;
-                    accumulate(c, w, q, count, rows, d2, &wsum2);
-                    const double K0 = w->S[0];
-                    const int reg = fit_point(c, w, q, K0, wsum2);
-                    add_point(c, w, yT[j], yM[j], X, m2);
-                    cnt[0] += (double)count;
-                    cnt[1] += K0 > 0.0 ? K0 * K0 / wsum2 : 0.0;
-                    cnt[2] += reg;
-                }
-            }
-            s4_work_free(w);
-        }
-        openblas_set_num_threads(blas_threads);
-        if (failed == 1) st = sl_error(SL_ENOMEM, "out of memory for the S_4 workspaces");
-        if (failed == 2) st = sl_error(SL_ENOMEM, "S_4 estimation: a neighbour query failed");
+        tensor_job job = {.n = n,
+                          .plen = plen,
+                          .order = order,
+                          .yT = yT,
+                          .yM = yM,
+                          .radius = opt.cutoff * s.h,
+                          .parts = parts};
+        st = s4_parallel(c, nblocks, 1, tensor_block, &job);
     }
     if (!st) {
         /* Block sums in block order, then symmetrise and map to z. */
@@ -898,6 +1259,63 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
     return st;
 }
 
+/* One query of sl_s4_directional: vals[i, :] = yT S_4(b_c, b_c, b_c, b_c)
+ * for the columns b_c of Bz (zeta coordinates, k x nb). */
+typedef struct directional_job {
+    const size_t *qidx;
+    size_t nb;
+    const double *Bz, *yT;
+    double radius;
+    double *vals;
+} directional_job;
+
+static int directional_query(const s4_ctx *c, s4_work *w, size_t i, void *arg) {
+    const directional_job *job = arg;
+    const size_t k = c->k, k2 = k * k, k3 = k2 * k, nb = job->nb;
+    const size_t j = job->qidx[i];
+    const double *q = c->zeta + j * k;
+    size_t count = 0;
+    const size_t *rows = NULL;
+    const double *d2 = NULL;
+    if (sl_kdtree_radius_rows(c->tree, w->kw, q, job->radius, c->refpos[j], &count, &rows, &d2) !=
+        SL_OK)
+        return FAIL_QUERY;
+    double wsum2 = 0.0;
+    if (!moments_rows(c, w, q, count, rows, d2, &wsum2)) return FAIL_NOMEM;
+    fit_point(c, w, q, w->S[0], wsum2);
+    for (size_t col = 0; col < nb; ++col) {
+        double b[MAX_K];
+        for (size_t a = 0; a < k; ++a) b[a] = job->Bz[a * nb + col];
+        double s4 = 0.0;
+        if (c->opt->estimator == SL_S4_KDE) {
+            for (size_t a = 0; a < k; ++a)
+                for (size_t bb = 0; bb < k; ++bb)
+                    for (size_t cc = 0; cc < k; ++cc)
+                        for (size_t e = 0; e < k; ++e)
+                            s4 += w->G4[((a * k + bb) * k + cc) * k + e] * b[a] * b[bb] * b[cc] *
+                                  b[e];
+            /* kde's unsymmetrised S_4 has the same full contraction. */
+        } else {
+            double gb = 0.0, hb = 0.0, g3 = 0.0, g4 = 0.0;
+            for (size_t a = 0; a < k; ++a) {
+                gb += w->g[a] * b[a];
+                for (size_t bb = 0; bb < k; ++bb) {
+                    hb += w->H[a * k + bb] * b[a] * b[bb];
+                    for (size_t cc = 0; cc < k; ++cc) {
+                        const double bbb = b[a] * b[bb] * b[cc];
+                        g3 += w->G3[a * k2 + bb * k + cc] * bbb;
+                        for (size_t e = 0; e < k; ++e)
+                            g4 += w->G4[a * k3 + bb * k2 + cc * k + e] * bbb * b[e];
+                    }
+                }
+            }
+            s4 = gb * gb * gb * gb + 6.0 * gb * gb * hb + 3.0 * hb * hb + 4.0 * gb * g3 + g4;
+        }
+        job->vals[i * nb + col] = job->yT[j] * s4;
+    }
+    return 0;
+}
+
 sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, const double *Z,
                             const double *y, size_t nq, const size_t *qidx, size_t nb,
                             const double *B, double *vals) {
@@ -936,74 +1354,9 @@ sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, con
                 for (size_t a = 0; a < k; ++a) v += s.Linv[p * k + a] * B[a * nb + col];
                 Bz[p * nb + col] = v;
             }
-        const double radius = opt.cutoff * s.h;
-        int failed = 0;
-        const size_t k2 = k * k, k3 = k2 * k;
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-        {
-            s4_work *w = s4_work_alloc(c);
-            if (!w) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                failed = 1;
-            }
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 16)
-#endif
-            for (size_t i = 0; i < nq; ++i) {
-                if (!w || failed) continue;
-                const size_t j = qidx[i];
-                const double *q = s.zeta + j * k;
-                size_t count = 0;
-                const size_t *rows = NULL;
-                const double *d2 = NULL;
-                if (sl_kdtree_radius_rows(s.tree, w->kw, q, radius, s.refpos[j], &count, &rows,
-                                          &d2) != SL_OK) {
-                    failed = 2;
-                    continue;
-                }
-                double wsum2 = 0.0;
-                accumulate(c, w, q, count, rows, d2, &wsum2);
-                fit_point(c, w, q, w->S[0], wsum2);
-                for (size_t col = 0; col < nb; ++col) {
-                    double b[MAX_K];
-                    for (size_t a = 0; a < k; ++a) b[a] = Bz[a * nb + col];
-                    double s4 = 0.0;
-                    if (opt.estimator == SL_S4_KDE) {
-                        for (size_t a = 0; a < k; ++a)
-                            for (size_t bb = 0; bb < k; ++bb)
-                                for (size_t cc = 0; cc < k; ++cc)
-                                    for (size_t e = 0; e < k; ++e)
-                                        s4 += w->G4[((a * k + bb) * k + cc) * k + e] * b[a] *
-                                              b[bb] * b[cc] * b[e];
-                        /* kde's unsymmetrised S_4 has the same full contraction. */
-                    } else {
-                        double gb = 0.0, hb = 0.0, g3 = 0.0, g4 = 0.0;
-                        for (size_t a = 0; a < k; ++a) {
-                            gb += w->g[a] * b[a];
-                            for (size_t bb = 0; bb < k; ++bb) {
-                                hb += w->H[a * k + bb] * b[a] * b[bb];
-                                for (size_t cc = 0; cc < k; ++cc) {
-                                    const double bbb = b[a] * b[bb] * b[cc];
-                                    g3 += w->G3[a * k2 + bb * k + cc] * bbb;
-                                    for (size_t e = 0; e < k; ++e)
-                                        g4 += w->G4[a * k3 + bb * k2 + cc * k + e] * bbb * b[e];
-                                }
-                            }
-                        }
-                        s4 = gb * gb * gb * gb + 6.0 * gb * gb * hb + 3.0 * hb * hb +
-                             4.0 * gb * g3 + g4;
-                    }
-                    vals[i * nb + col] = yT[j] * s4;
-                }
-            }
-            s4_work_free(w);
-        }
-        if (failed == 1) st = sl_error(SL_ENOMEM, "out of memory for the S_4 workspaces");
-        if (failed == 2) st = sl_error(SL_ENOMEM, "S_4 estimation: a neighbour query failed");
+        directional_job job = {
+            .qidx = qidx, .nb = nb, .Bz = Bz, .yT = yT, .radius = opt.cutoff * s.h, .vals = vals};
+        st = s4_parallel(c, nq, 16, directional_query, &job);
     }
     free(c);
     free(Bz);
