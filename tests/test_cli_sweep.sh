@@ -1,8 +1,11 @@
 #!/bin/sh
 # End-to-end tests of `scoreloss sweep`: a tiny sweep, the same run through
 # sample -> plant -> recover, resuming (nothing repeated, a cut last line
-# dropped, a SIGKILL losing no finished row), a 2-rank mpirun giving the rows
-# of one process, and bad configurations.
+# dropped, a SIGKILL losing no finished row), the keys of the S_4 estimate,
+# detrending and independence (rows equal to the command-line runs with the
+# same options, '-' where a key does not apply, refused combinations left
+# out), a 2-rank mpirun giving the rows of one process, and bad
+# configurations.
 #
 #   test_cli_sweep.sh PATH/TO/scoreloss mpi|nompi
 #
@@ -18,6 +21,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/test_cli_sweep.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
 cd "$T" || exit 1
+umask 022
 
 passed=0
 failed=0
@@ -31,8 +35,8 @@ check() {
 }
 
 # The columns of a row that do not depend on the machine: everything but the
-# seconds (the last 7 of 49 columns), rows sorted.
-NFIXED=42
+# seconds (the last 7 of 54 columns), rows sorted.
+NFIXED=47
 fixed() { grep -v '^#' "$1" | cut -d, -f1-$NFIXED | sort; }
 
 # expect_fail STATUS REGEX CMD...: that exit status, and one line on stderr
@@ -73,9 +77,11 @@ EOF
 rc=$?
 check "tiny sweep exits 0: $(cat err)" '[ $rc -eq 0 ]'
 check "header and 8 rows" '[ "$(wc -l <r.csv)" -eq 9 ]'
-check "49 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 49 ]'
+check "54 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 54 ]'
 check "every run ok" '[ "$(grep -c ",ok," r.csv)" -eq 8 ]'
 check "the counts on stderr" 'grep -q "8 runs: 0 in r.csv, 8 to do" err'
+check "the results file has the mode of a new file under umask 022" \
+    '[ "$(stat -c %a r.csv)" = 644 ]'
 check "a summary row per cell" '[ "$(grep -Ec "^(gauss|logistic) +(landscape|l2) +2/2 " out)" -eq 4 ]'
 cp r.csv full.csv
 
@@ -85,7 +91,7 @@ cp r.csv full.csv
     "$SL" recover --input data.csv --k 2 --score exact --dist gauss --restarts 2 --epochs 2 --seed 2 \
         --truth truth.csv -o w.csv >rec.out 2>/dev/null
 cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,' r.csv | cut -d, -f24)
+row_err=$(grep '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,' r.csv | cut -d, -f29)
 check "sweep row err_max $row_err equals recover's $cli_err" \
     '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
 
@@ -148,7 +154,7 @@ for target in 2 3 4; do
     # a resumed sweep must never write a finished run again.
     check "killed sweep $target: the file ends with a whole row ($rows rows)" '[ "$last" = 0a ]'
     check "killed sweep $target: no row twice" \
-        '[ "$(grep -v "^#" k.csv | cut -d, -f1-22 | sort | uniq -d | wc -l)" -eq 0 ]'
+        '[ "$(grep -v "^#" k.csv | cut -d, -f1-27 | sort | uniq -d | wc -l)" -eq 0 ]'
 done
 "$SL" sweep kill.conf >/dev/null 2>err
 check "resumed after SIGKILL: $(cat err)" '[ "$(fixed k.csv)" = "$(fixed kfull.csv)" ]'
@@ -162,8 +168,61 @@ check "a failed run: exit 0 and a warning: $(cat err)" \
     '[ $rc -eq 0 ] && grep -q "warning: 1 of 2 runs failed" err'
 check "a failed run: its row says why" \
     'grep -q "^gauss,4,2,1000000000,.*,failed: the samples of a run (n = 1000000000; d = 4) needs" f.csv'
-check "a failed run: every row has 49 columns" \
-    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 49 ]'
+check "a failed run: every row has 54 columns" \
+    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 54 ]'
+
+# ---- s4, s4-reference, u-rows, assume, detrend -------------------------------------
+
+cat >keys.conf <<'EOF'
+# 32 combinations: l2 is one run; exact scores have no S_4 estimator and
+# refuse independence; kde scores take the projected route (s4 applies,
+# detrend 1 is refused) or, independent, the factorised fit (no score).
+dist = logistic
+d = 4
+k = 2
+n = 2000
+loss = landscape, l2
+score = exact, kde
+s4 = kde, quadratic
+s4-reference = 300
+u-rows = 500
+assume = none, independent
+detrend = auto, 1
+restarts = 1
+epochs = 2
+output = keys.csv
+EOF
+"$SL" sweep keys.conf >out 2>err
+rc=$?
+check "new keys: exit 0: $(cat err)" '[ $rc -eq 0 ] && [ "$(grep -c ",ok," keys.csv)" -eq 6 ]'
+check "new keys: 6 runs, 8 left out, 18 repeats" \
+    'grep -q "6 runs: 0 in keys.csv, 6 to do; 8 combinations left out (assume independent with exact scores); 18 combinations repeat" err'
+check "new keys: the header names them" \
+    'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,mode,"'
+# Columns 9-16: loss, score, route, s4, s4_reference, u_rows, assume, detrend.
+keys_of() { tail -n +2 keys.csv | cut -d, -f9-16 | sort | tr '\n' ' '; }
+check "new keys: '-' where a key does not apply: $(keys_of)" \
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,- landscape,exact,auto,-,-,-,-,1 landscape,exact,auto,-,-,-,-,auto landscape,kde,auto,kde,300,500,none,- landscape,kde,auto,quadratic,300,500,none,- " ]'
+# Two of the rows are the command-line runs with the same options.
+"$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
+    "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
+"$SL" recover --input kdata.csv --k 2 --score kde --s4 quadratic --s4-reference 300 --u-rows 500 \
+    --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
+cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
+row_err=$(grep '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,.*,ok,' keys.csv | cut -d, -f29)
+check "s4 quadratic row err_max $row_err equals recover's $cli_err" \
+    '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
+"$SL" recover --input kdata.csv --k 2 --score exact --dist logistic --detrend 1 \
+    --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
+cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
+row_err=$(grep '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,' keys.csv | cut -d, -f29)
+check "detrend 1 row err_max $row_err equals recover's $cli_err" \
+    '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
+exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f29 | sort -u | wc -l; }
+check "detrend auto (3 with exact scores) and 1 give two different runs" '[ "$(exact_errs)" -eq 2 ]'
+# A results file with the columns from before these keys is refused, not misread.
+sed 's/,s4,s4_reference,u_rows,assume,detrend,/,/' full.csv >old.csv
+expect_fail 1 "old.csv:1: the columns differ" "$SL" sweep tiny.conf -o old.csv
 
 # ---- MPI: two ranks give the rows of one process ---------------------------------
 

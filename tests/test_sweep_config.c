@@ -79,8 +79,24 @@ static const struct {
     const char *message; /* the whole message */
 } bad[] = {
     {BASE "x = 1\n", "t.conf:5:1: unknown key 'x' (expected dist, d, k, n, act, noise, w, a, loss, "
-                     "score, route, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "
-                     "restarts, holdout, seeds or output)"},
+                     "score, route, s4, s4-reference, u-rows, assume, detrend, mode, bandwidth, "
+                     "mu, lambda, constraint, lr, batch, epochs, restarts, holdout, seeds or "
+                     "output)"},
+    {BASE "u-rows = 1\nu_rows = 2\n", "t.conf:6:1: key 'u-rows' given twice (first on line 5)"},
+    {BASE "s4 = kde, cumulnt\n", "t.conf:5:11: key 's4': unknown s4 'cumulnt' (expected kde, "
+                                 "cumulant or quadratic)"},
+    {BASE "s4-reference = 0\n", "t.conf:5:16: key 's4-reference': expected auto, all or a "
+                                "positive integer, got '0'"},
+    {BASE "u-rows = -1\n", "t.conf:5:10: key 'u-rows': expected a non-negative integer (0: all "
+                           "rows), got '-1'"},
+    {BASE "assume = gauss\n", "t.conf:5:10: key 'assume': unknown assume 'gauss' (expected none "
+                              "or independent)"},
+    {BASE "detrend = 0..4\n", "t.conf:5:11: key 'detrend': unknown detrend '0..4' (expected auto, "
+                              "0, 1, 2 or 3)"},
+    {BASE "u--rows = 1\n", "t.conf:5:1: unknown key 'u--rows' (expected dist, d, k, n, act, noise, "
+                           "w, a, loss, score, route, s4, s4-reference, u-rows, assume, detrend, "
+                           "mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, "
+                           "holdout, seeds or output)"},
     {BASE "  9 = 1\n", "t.conf:5:3: expected a key such as n or seeds, got '9'"},
     {BASE "mu 0.5\n", "t.conf:5:4: expected '=' after key 'mu'"},
     {BASE "mu =\n", "t.conf:5:5: missing value after 'mu ='"},
@@ -200,8 +216,9 @@ START_TEST(plan_order_normalisation_and_left_out) {
     ck_assert_str_eq(run_value(&p, 0, SWEEP_ROUTE), "auto");
     ck_assert_str_eq(run_value(&p, 0, SWEEP_BANDWIDTH), SWEEP_NOT_APPLICABLE);
     ck_assert_str_eq(run_value(&p, 2, SWEEP_BANDWIDTH), "auto");
-    ck_assert_str_eq(p.keys[0], "gauss,3,2,100,relu,0,orthonormal,ones,landscape,hermite,auto,auto,"
-                                "-,0.5,0,auto,0.01,256,auto,4,0.1,1");
+    ck_assert_str_eq(p.keys[0],
+                     "gauss,3,2,100,relu,0,orthonormal,ones,landscape,hermite,auto,-,-,-,"
+                     "none,auto,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
     sweep_plan_free(&p);
     sweep_config_free(&c);
 
@@ -226,6 +243,85 @@ START_TEST(plan_order_normalisation_and_left_out) {
 }
 END_TEST
 
+/* The keys of the S_4 estimate, detrending and independence: recorded where
+ * they apply, '-' elsewhere, refused combinations left out. */
+START_TEST(plan_s4_detrend_assume) {
+    const char *text = "dist = gauss\nd = 4\nk = 2\nn = 100\n"
+                       "loss = landscape, l2\nscore = llsfe, hermite, exact\n"
+                       "route = auto, projected, quadratic\ns4 = kde, cumulant\n"
+                       "s4-reference = all, 500\nu_rows = 0\nassume = none, independent\n"
+                       "detrend = auto, 2\n";
+    sweep_config c;
+    sweep_plan p;
+    char err[256];
+    ck_assert_msg(parse(text, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(value(&c, SWEEP_U_ROWS, 0), "0"); /* the column name as a key */
+    ck_assert_str_eq(value(&c, SWEEP_S4_REFERENCE, 1), "500");
+    ck_assert_uint_eq(c.combinations, 2u * 3 * 3 * 2 * 2 * 2 * 2);
+    ck_assert_int_eq(sweep_plan_make(&c, &p, err, sizeof err), 0);
+    /* The runs, by hand (columns 9..16: loss, score, route, s4,
+     * s4_reference, u_rows, assume, detrend):
+     *   l2                                       1
+     *   llsfe projected (auto = projected):      s4 2 x reference 2 = 4
+     *   llsfe quadratic: detrend auto, 2         2
+     *   hermite quadratic (auto = quadratic)     2 (detrend), projected 4
+     *   exact, routes auto/projected/quadratic:  3 x 2 (detrend) = 6
+     *   independent (score '-'), full (auto):    1; quadratic: 2 (detrend)
+     * = 22; left out: exact with independent, independent on the projected
+     * route, detrend 2 off the quadratic route. */
+    ck_assert_uint_eq(p.nruns, 22);
+    ck_assert_str_eq(p.left_out_reason,
+                     "detrend 1..3 with estimated scores off the quadratic route");
+    size_t quad = 0, proj = 0, indep = 0, l2 = 0;
+    for (size_t r = 0; r < p.nruns; ++r) {
+        const char *score = run_value(&p, r, SWEEP_SCORE), *route = run_value(&p, r, SWEEP_ROUTE);
+        const char *s4 = run_value(&p, r, SWEEP_S4), *dt = run_value(&p, r, SWEEP_DETREND);
+        if (strcmp(run_value(&p, r, SWEEP_LOSS), "l2") == 0) {
+            ++l2;
+            for (int i = SWEEP_SCORE; i < SWEEP_LR; ++i)
+                ck_assert_str_eq(run_value(&p, r, i), SWEEP_NOT_APPLICABLE);
+            continue;
+        }
+        if (strcmp(run_value(&p, r, SWEEP_ASSUME), "independent") == 0) {
+            ++indep;
+            ck_assert_str_eq(score, SWEEP_NOT_APPLICABLE);
+            ck_assert_str_eq(s4, SWEEP_NOT_APPLICABLE);
+            ck_assert(strcmp(route, "auto") == 0 || strcmp(route, "quadratic") == 0);
+            ck_assert_str_eq(dt, strcmp(route, "auto") == 0 ? SWEEP_NOT_APPLICABLE : dt);
+            continue;
+        }
+        if (strcmp(score, "exact") == 0) {
+            ck_assert_str_eq(run_value(&p, r, SWEEP_ASSUME), SWEEP_NOT_APPLICABLE);
+            ck_assert_str_eq(s4, SWEEP_NOT_APPLICABLE);
+            ck_assert_str_ne(dt, SWEEP_NOT_APPLICABLE);
+            continue;
+        }
+        ck_assert_str_eq(run_value(&p, r, SWEEP_ASSUME), "none");
+        const int is_proj = strcmp(s4, SWEEP_NOT_APPLICABLE) != 0;
+        proj += is_proj;
+        quad += !is_proj;
+        /* Projected: the estimator's keys, no detrend; quadratic: the reverse. */
+        ck_assert_str_eq(dt, is_proj ? SWEEP_NOT_APPLICABLE : dt);
+        ck_assert_str_ne(dt, is_proj ? "auto" : SWEEP_NOT_APPLICABLE);
+        ck_assert_str_eq(run_value(&p, r, SWEEP_U_ROWS), is_proj ? "0" : SWEEP_NOT_APPLICABLE);
+        /* The route auto picks is written auto. */
+        if (strcmp(score, "llsfe") == 0)
+            ck_assert_str_eq(route, is_proj ? "auto" : "quadratic");
+        else
+            ck_assert_str_eq(route, is_proj ? "projected" : "auto");
+    }
+    ck_assert_uint_eq(l2, 1);
+    ck_assert_uint_eq(indep, 3);
+    ck_assert_uint_eq(proj, 8);
+    ck_assert_uint_eq(quad, 4);
+    ck_assert_uint_eq(p.nruns - l2 - indep - proj - quad, 6); /* exact */
+    /* Every kept or left-out combination is accounted for. */
+    ck_assert_uint_eq(p.nruns + p.duplicates + p.left_out, c.combinations);
+    sweep_plan_free(&p);
+    sweep_config_free(&c);
+}
+END_TEST
+
 START_TEST(csv_join_quotes_what_needs_it) {
     const char *f[] = {"plain", "a,b", "say \"hi\"", ""};
     char *s = sweep_csv_join(f, 4);
@@ -241,6 +337,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, errors_name_line_and_column, 0, (int)(sizeof bad / sizeof bad[0]));
     tcase_add_test(tc, bytes_the_text_functions_would_miss);
     tcase_add_test(tc, plan_order_normalisation_and_left_out);
+    tcase_add_test(tc, plan_s4_detrend_assume);
     tcase_add_test(tc, csv_join_quotes_what_needs_it);
     suite_add_tcase(s, tc);
     return s;

@@ -28,6 +28,7 @@
 #include "scoreloss/network.h"
 #include "scoreloss/recover.h"
 #include "scoreloss/rng.h"
+#include "scoreloss/s4.h"
 #include "scoreloss/score.h"
 
 /* The streams of the seed that `scoreloss plant` uses for W, a and the noise:
@@ -52,7 +53,8 @@ const cli_command cli_cmd_sweep = {
     "CONFIG holds `key = value, value, ...` lines ('#' comments, integer ranges A..B,\n"
     "quotes around values with commas); the runs are every combination, seeds\n"
     "innermost. Keys: dist, d, k, n (required), act, noise, w, a (as plant takes\n"
-    "them), loss, score, route, mode, bandwidth, mu, lambda, constraint, lr, batch,\n"
+    "them), loss, score, route, s4, s4-reference, u-rows, assume (none or\n"
+    "independent), detrend, mode, bandwidth, mu, lambda, constraint, lr, batch,\n"
     "epochs, restarts, holdout (as recover takes them), seeds (default 1) and output.\n"
     "Each run samples with its seed, plants with it and recovers with it, as\n"
     "`sample`, `plant` and `recover` would with --seed S, and appends one row:\n"
@@ -260,11 +262,26 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
     if (!st) st = sl_act_from_name(v[SWEEP_ACT], &o.act);
     if (!st) st = sl_recover_loss_from_name(v[SWEEP_LOSS], &o.loss);
     if (!st && !l2) {
-        st = sl_score_type_from_name(v[SWEEP_SCORE], &o.score);
+        /* No score with independent coordinates: the factorised fit. */
+        if (strcmp(v[SWEEP_SCORE], SWEEP_NOT_APPLICABLE) != 0)
+            st = sl_score_type_from_name(v[SWEEP_SCORE], &o.score);
         if (!st && strcmp(v[SWEEP_BANDWIDTH], SWEEP_NOT_APPLICABLE) != 0)
             st = sl_bandwidth_parse(v[SWEEP_BANDWIDTH], &o.score_opt.bandwidth);
         if (strcmp(v[SWEEP_ROUTE], SWEEP_NOT_APPLICABLE) != 0)
             o.route = routes[name_index(v[SWEEP_ROUTE], route_names, 4)];
+        if (!st && strcmp(v[SWEEP_S4], SWEEP_NOT_APPLICABLE) != 0)
+            st = sl_s4_estimator_from_name(v[SWEEP_S4], &o.s4.estimator);
+        if (strcmp(v[SWEEP_S4_REFERENCE], "all") == 0)
+            o.s4.reference = 0;
+        else if (strcmp(v[SWEEP_S4_REFERENCE], "auto") != 0 &&
+                 strcmp(v[SWEEP_S4_REFERENCE], SWEEP_NOT_APPLICABLE) != 0)
+            o.s4.reference = (size_t)strtoull(v[SWEEP_S4_REFERENCE], NULL, 10);
+        if (strcmp(v[SWEEP_U_ROWS], SWEEP_NOT_APPLICABLE) != 0)
+            o.u_rows = (size_t)strtoull(v[SWEEP_U_ROWS], NULL, 10);
+        o.assume_independent = strcmp(v[SWEEP_ASSUME], "independent") == 0;
+        if (strcmp(v[SWEEP_DETREND], "auto") != 0 &&
+            strcmp(v[SWEEP_DETREND], SWEEP_NOT_APPLICABLE) != 0)
+            o.detrend = atoi(v[SWEEP_DETREND]);
         o.mode = modes[name_index(v[SWEEP_MODE], mode_names, 3)];
         o.sgd.projection = projections[name_index(v[SWEEP_CONSTRAINT], constraint_names, 4)];
         if (strcmp(v[SWEEP_MU], SWEEP_NOT_APPLICABLE) != 0)
@@ -380,7 +397,13 @@ static int replace_file(const char *path, const char *data, size_t n) {
         return sweep_message(CLI_EXIT_FAILURE, "cannot create a temporary file beside %s: %s", path,
                              strerror(e));
     }
-    int bad = write_all(fd, data, n) || fsync(fd);
+    /* mkstemp creates the file 0600: give it the mode of the file it
+     * replaces, or that of a new file under the umask, as other outputs get. */
+    struct stat old;
+    const mode_t mask = umask(0);
+    umask(mask);
+    const mode_t mode = stat(path, &old) == 0 ? old.st_mode & 07777 : 0666 & ~mask;
+    int bad = fchmod(fd, mode) || write_all(fd, data, n) || fsync(fd);
     int e = errno;
     bad = close(fd) || bad;
     if (!bad && rename(tmp, path) != 0) {

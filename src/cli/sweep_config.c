@@ -19,7 +19,7 @@
 typedef enum {
     T_TEXT,      /* any text (distribution specifications, checked when runs start) */
     T_UINT,      /* an integer in [lo, hi]; ranges allowed */
-    T_EPOCHS,    /* auto or an integer >= 1 */
+    T_WORD_UINT, /* one of names, or an integer in [lo, hi]; ranges allowed */
     T_DOUBLE,    /* a finite number in its interval */
     T_NAME,      /* one of names */
     T_BANDWIDTH, /* as sl_bandwidth_parse reads it */
@@ -30,12 +30,12 @@ typedef enum {
 typedef struct {
     const char *key, *column;
     value_type type;
-    const char *def; /* default (canonical), or NULL when required */
-    double lo, hi;   /* T_UINT bounds; T_DOUBLE interval */
-    int lo_open;     /* T_DOUBLE: lo excluded */
-    int hi_open;     /* T_DOUBLE: hi excluded */
-    const char *const *names;
-    const char *expected; /* for messages */
+    const char *def;          /* default (canonical), or NULL when required */
+    double lo, hi;            /* T_UINT bounds; T_DOUBLE interval */
+    int lo_open;              /* T_DOUBLE: lo excluded */
+    int hi_open;              /* T_DOUBLE: hi excluded */
+    const char *const *names; /* T_NAME: the values; T_WORD_UINT: the words */
+    const char *expected;     /* for messages */
 } param_info;
 
 static const char *const acts[] = {"relu",     "sigmoid",   "tanh",  "erf",
@@ -45,6 +45,11 @@ static const char *const scores[] = {"llsfe", "kde", "gauss", "hermite", "exact"
 static const char *const routes[] = {"auto", "full", "projected", "quadratic", NULL};
 static const char *const modes[] = {"auto", "tensor", "minibatch", NULL};
 static const char *const constraints[] = {"auto", "sphere", "orthonormal", "none", NULL};
+static const char *const s4s[] = {"kde", "cumulant", "quadratic", NULL};
+static const char *const assumes[] = {"none", "independent", NULL};
+static const char *const detrends[] = {"auto", "0", "1", "2", "3", NULL};
+static const char *const auto_word[] = {"auto", NULL};
+static const char *const reference_words[] = {"auto", "all", NULL};
 
 #define BIG 9007199254740992.0 /* 2^53: integers above are not exact in a double */
 
@@ -63,6 +68,14 @@ static const param_info params[SWEEP_NPARAM] = {
     [SWEEP_LOSS] = {"loss", "loss", T_NAME, "landscape", 0, 0, 0, 0, losses, "a loss"},
     [SWEEP_SCORE] = {"score", "score", T_NAME, "llsfe", 0, 0, 0, 0, scores, "a score source"},
     [SWEEP_ROUTE] = {"route", "route", T_NAME, "auto", 0, 0, 0, 0, routes, "a route"},
+    [SWEEP_S4] = {"s4", "s4", T_NAME, "kde", 0, 0, 0, 0, s4s, "an S_4 estimator"},
+    [SWEEP_S4_REFERENCE] = {"s4-reference", "s4_reference", T_WORD_UINT, "auto", 1, BIG, 0, 0,
+                            reference_words, "auto, all or a positive integer"},
+    [SWEEP_U_ROWS] = {"u-rows", "u_rows", T_UINT, "20000", 0, BIG, 0, 0, NULL,
+                      "a non-negative integer (0: all rows)"},
+    [SWEEP_ASSUME] = {"assume", "assume", T_NAME, "none", 0, 0, 0, 0, assumes, "an assumption"},
+    [SWEEP_DETREND] = {"detrend", "detrend", T_NAME, "auto", 0, 0, 0, 0, detrends,
+                       "a detrend degree"},
     [SWEEP_MODE] = {"mode", "mode", T_NAME, "auto", 0, 0, 0, 0, modes, "a mode"},
     [SWEEP_BANDWIDTH] = {"bandwidth", "bandwidth", T_BANDWIDTH, "auto", 0, 0, 0, 0, NULL,
                          "auto, a number H > 0, knn:K or const:C"},
@@ -72,7 +85,7 @@ static const param_info params[SWEEP_NPARAM] = {
                           "a constraint"},
     [SWEEP_LR] = {"lr", "lr", T_DOUBLE, "0.01", 0, HUGE_VAL, 1, 1, NULL, "a number > 0"},
     [SWEEP_BATCH] = {"batch", "batch", T_UINT, "256", 1, BIG, 0, 0, NULL, "a positive integer"},
-    [SWEEP_EPOCHS] = {"epochs", "epochs", T_EPOCHS, "auto", 1, 4294967294.0, 0, 0, NULL,
+    [SWEEP_EPOCHS] = {"epochs", "epochs", T_WORD_UINT, "auto", 1, 4294967294.0, 0, 0, auto_word,
                       "auto or a positive integer"},
     [SWEEP_RESTARTS] = {"restarts", "restarts", T_UINT, "4", 1, 100000, 0, 0, NULL,
                         "an integer from 1 to 100000"},
@@ -82,8 +95,9 @@ static const param_info params[SWEEP_NPARAM] = {
 };
 
 #define KEY_LIST                                                                                   \
-    "dist, d, k, n, act, noise, w, a, loss, score, route, mode, bandwidth, mu, lambda, "           \
-    "constraint, lr, batch, epochs, restarts, holdout, seeds or output"
+    "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
+    "detrend, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, holdout, "     \
+    "seeds or output"
 
 const char *sweep_param_name(int param) {
     return param >= 0 && param < SWEEP_NPARAM ? params[param].column : "?";
@@ -154,7 +168,7 @@ static int is_key_start(char c) {
 }
 
 static int is_key_char(char c) {
-    return is_key_start(c) || (c >= '0' && c <= '9');
+    return is_key_start(c) || (c >= '0' && c <= '9') || c == '-';
 }
 
 /* ---- values ---------------------------------------------------------------------- */
@@ -304,8 +318,9 @@ static int add_value(parser *p, int param, const char *text, size_t pos) {
     switch (pi->type) {
     case T_TEXT:
         return push(p, param, text, pos);
-    case T_EPOCHS:
-        if (strcmp(text, "auto") == 0) return push(p, param, text, pos);
+    case T_WORD_UINT:
+        for (size_t i = 0; pi->names[i]; ++i)
+            if (strcmp(text, pi->names[i]) == 0) return push(p, param, text, pos);
         return add_integers(p, param, text, pos);
     case T_UINT:
         return add_integers(p, param, text, pos);
@@ -374,10 +389,11 @@ static int add_value(parser *p, int param, const char *text, size_t pos) {
 /* ---- lines --------------------------------------------------------------------------- */
 
 static int find_key(const char *s, size_t n) {
+    /* The results' column names (seed, u_rows, ...) are accepted as keys too. */
     for (int i = 0; i < SWEEP_NPARAM; ++i)
-        if (strlen(params[i].key) == n && strncmp(params[i].key, s, n) == 0) return i;
-    /* The results' column name of the seeds is accepted as a key too. */
-    if (n == 4 && strncmp(s, "seed", 4) == 0) return SWEEP_SEED;
+        if ((strlen(params[i].key) == n && strncmp(params[i].key, s, n) == 0) ||
+            (strlen(params[i].column) == n && strncmp(params[i].column, s, n) == 0))
+            return i;
     if (n == 6 && strncmp(s, "output", 6) == 0) return KEY_OUTPUT;
     return -1;
 }
@@ -626,11 +642,53 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         }
     }
     if (is(v[SWEEP_LOSS], "l2")) {
-        static const int unused[] = {SWEEP_SCORE, SWEEP_ROUTE,  SWEEP_MODE,      SWEEP_BANDWIDTH,
-                                     SWEEP_MU,    SWEEP_LAMBDA, SWEEP_CONSTRAINT};
+        static const int unused[] = {SWEEP_SCORE,        SWEEP_ROUTE,  SWEEP_S4,
+                                     SWEEP_S4_REFERENCE, SWEEP_U_ROWS, SWEEP_ASSUME,
+                                     SWEEP_DETREND,      SWEEP_MODE,   SWEEP_BANDWIDTH,
+                                     SWEEP_MU,           SWEEP_LAMBDA, SWEEP_CONSTRAINT};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             v[unused[i]] = SWEEP_NOT_APPLICABLE;
         return NULL;
+    }
+    /* Where T comes from, as far as the configuration tells (recover.c's
+     * choose_route): exact scores decide by the distribution, so only
+     * "exact" is known; the sample's scores go projected (llsfe, kde) or
+     * quadratic (gauss, hermite) on route auto, and full with independent
+     * coordinates. */
+    const int exact = is(v[SWEEP_SCORE], "exact");
+    const int indep = is(v[SWEEP_ASSUME], "independent");
+    int projected = 0, quadratic = 0;
+    if (exact) {
+        if (indep) return "assume independent with exact scores";
+        v[SWEEP_ASSUME] = SWEEP_NOT_APPLICABLE;
+    } else if (indep) {
+        if (is(v[SWEEP_ROUTE], "projected")) return "assume independent on the projected route";
+        quadratic = is(v[SWEEP_ROUTE], "quadratic");
+        if (is(v[SWEEP_ROUTE], "full")) v[SWEEP_ROUTE] = "auto";
+        /* The factorised fit replaces the score estimator. */
+        v[SWEEP_SCORE] = SWEEP_NOT_APPLICABLE;
+        v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;
+    } else {
+        const int nonparametric = is(v[SWEEP_SCORE], "llsfe") || is(v[SWEEP_SCORE], "kde");
+        quadratic =
+            is(v[SWEEP_ROUTE], "quadratic") || (is(v[SWEEP_ROUTE], "auto") && !nonparametric);
+        projected =
+            is(v[SWEEP_ROUTE], "projected") || (is(v[SWEEP_ROUTE], "auto") && nonparametric);
+        /* The route auto picks is recorded as auto: route = auto, quadratic
+         * over score = llsfe, hermite runs hermite once. */
+        if ((nonparametric && projected) || (!nonparametric && quadratic)) v[SWEEP_ROUTE] = "auto";
+    }
+    if (!projected) {
+        v[SWEEP_S4] = SWEEP_NOT_APPLICABLE;
+        v[SWEEP_S4_REFERENCE] = SWEEP_NOT_APPLICABLE;
+        v[SWEEP_U_ROWS] = SWEEP_NOT_APPLICABLE;
+    }
+    if (!exact && !quadratic) {
+        /* The projected estimators detrend by themselves; degree 0 and auto
+         * are the same run there. */
+        if (!is(v[SWEEP_DETREND], "auto") && !is(v[SWEEP_DETREND], "0"))
+            return "detrend 1..3 with estimated scores off the quadratic route";
+        v[SWEEP_DETREND] = SWEEP_NOT_APPLICABLE;
     }
     if (!is(v[SWEEP_SCORE], "llsfe") && !is(v[SWEEP_SCORE], "kde"))
         v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;

@@ -26,34 +26,41 @@
 
 /* The parameters of one run, in the order of the results' columns. */
 typedef enum sweep_param {
-    SWEEP_DIST = 0,   /* input distribution specification, as `scoreloss sample --dist` */
-    SWEEP_D,          /* dimension */
-    SWEEP_K,          /* hidden units */
-    SWEEP_N,          /* samples */
-    SWEEP_ACT,        /* activation */
-    SWEEP_NOISE,      /* label noise */
-    SWEEP_W,          /* first layer, as `scoreloss plant --w` */
-    SWEEP_A,          /* second layer, as `scoreloss plant --a` */
-    SWEEP_LOSS,       /* landscape, signfree, l2 */
-    SWEEP_SCORE,      /* llsfe, kde, gauss, hermite, exact */
-    SWEEP_ROUTE,      /* exact scores: auto, full, projected, quadratic */
-    SWEEP_MODE,       /* auto, tensor, minibatch */
-    SWEEP_BANDWIDTH,  /* llsfe and kde: auto, H, knn:K, const:C */
-    SWEEP_MU,         /* landscape weight */
-    SWEEP_LAMBDA,     /* norm penalty */
-    SWEEP_CONSTRAINT, /* auto, sphere, orthonormal, none */
-    SWEEP_LR,         /* Adam learning rate */
-    SWEEP_BATCH,      /* minibatch size */
-    SWEEP_EPOCHS,     /* auto or a count */
-    SWEEP_RESTARTS,   /* random initialisations */
-    SWEEP_HOLDOUT,    /* held-out fraction */
-    SWEEP_SEED,       /* the seed of sample, plant and recover alike */
+    SWEEP_DIST = 0,     /* input distribution specification, as `scoreloss sample --dist` */
+    SWEEP_D,            /* dimension */
+    SWEEP_K,            /* hidden units */
+    SWEEP_N,            /* samples */
+    SWEEP_ACT,          /* activation */
+    SWEEP_NOISE,        /* label noise */
+    SWEEP_W,            /* first layer, as `scoreloss plant --w` */
+    SWEEP_A,            /* second layer, as `scoreloss plant --a` */
+    SWEEP_LOSS,         /* landscape, signfree, l2 */
+    SWEEP_SCORE,        /* llsfe, kde, gauss, hermite, exact */
+    SWEEP_ROUTE,        /* exact scores: auto, full, projected, quadratic */
+    SWEEP_S4,           /* estimated scores, projected route: kde, cumulant, quadratic */
+    SWEEP_S4_REFERENCE, /* its reference samples: auto, all or a count */
+    SWEEP_U_ROWS,       /* the rows whose d-dimensional scores give U (0 = all) */
+    SWEEP_ASSUME,       /* estimated scores: none, independent */
+    SWEEP_DETREND,      /* exact scores and the quadratic route: auto, 0..3 */
+    SWEEP_MODE,         /* auto, tensor, minibatch */
+    SWEEP_BANDWIDTH,    /* llsfe and kde: auto, H, knn:K, const:C */
+    SWEEP_MU,           /* landscape weight */
+    SWEEP_LAMBDA,       /* norm penalty */
+    SWEEP_CONSTRAINT,   /* auto, sphere, orthonormal, none */
+    SWEEP_LR,           /* Adam learning rate */
+    SWEEP_BATCH,        /* minibatch size */
+    SWEEP_EPOCHS,       /* auto or a count */
+    SWEEP_RESTARTS,     /* random initialisations */
+    SWEEP_HOLDOUT,      /* held-out fraction */
+    SWEEP_SEED,         /* the seed of sample, plant and recover alike */
     SWEEP_NPARAM
 } sweep_param;
 
-/* The results column of a parameter ("dist", ..., "seed"). */
+/* The results column of a parameter ("dist", ..., "u_rows", ..., "seed"). */
 const char *sweep_param_name(int param);
-/* The configuration key of a parameter ("dist", ..., "seeds"). */
+/* The configuration key of a parameter ("dist", ..., "u-rows", ..., "seeds",
+ * spelt as `scoreloss recover` spells its option); the column name is
+ * accepted as a key too. */
 const char *sweep_param_key(int param);
 
 /* Text written for a parameter that does not apply to a run (the score of
@@ -102,7 +109,9 @@ typedef struct sweep_run {
  * that do not apply to a run are SWEEP_NOT_APPLICABLE, and combinations that
  * become equal that way are listed once; combinations `scoreloss recover`
  * would refuse (k > d, the sign-free loss on minibatches, constraint none
- * without lambda > 0) are left out and counted. */
+ * without lambda > 0, assume independent with exact scores or on the
+ * projected route, detrend 1..3 off the quadratic route with estimated
+ * scores) are left out and counted. */
 typedef struct sweep_plan {
     size_t nruns;
     sweep_run *runs;
