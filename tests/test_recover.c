@@ -519,6 +519,48 @@ START_TEST(whitening_cond10) {
 }
 END_TEST
 
+/* sl_recover_moments gives the moments sl_recover minimises: with holdout 0
+ * and the same options, the same M2 spectrum and signal (bitwise: the same
+ * code, rows and seeds), on an exact route (labels detrended) and on the
+ * quadratic route; the squared loss has none. */
+START_TEST(recover_moments_match) {
+    planted p = plant("logistic", 20000, 4, 2, "random", 5);
+    const sl_score_type *scores[2] = {&sl_score_exact, &sl_score_hermite};
+    for (int i = 0; i < 2; ++i) {
+        sl_recover_options opt;
+        sl_recover_options_default(&opt);
+        opt.k = 2;
+        opt.score = scores[i];
+        opt.score_opt.dist = i == 0 ? p.dist : NULL;
+        opt.holdout = 0.0;
+        opt.mode = SL_MODE_TENSOR;
+        sl_recover_result *r = NULL;
+        ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
+        sl_moments *m = NULL;
+        sl_recover_route route;
+        char *warnings = NULL;
+        ck_assert_int_eq(sl_recover_moments(&opt, p.n, p.d, p.X, p.y, &m, &route, &warnings),
+                         SL_OK);
+        ck_assert_int_eq(route, r->route);
+        ck_assert_int_eq(r->detrend, i == 0 ? 3 : 0);
+        for (size_t j = 0; j < r->nevals; ++j) ck_assert(m->evals[j] == r->m2_evals[j]);
+        for (size_t j = 0; j < 2; ++j) ck_assert(m->signal[j] == r->signal[j]);
+        ck_assert_ptr_nonnull(m->T);
+        free(warnings);
+        sl_moments_free(m);
+        sl_recover_result_free(r);
+    }
+    sl_recover_options opt;
+    sl_recover_options_default(&opt);
+    opt.k = 2;
+    opt.loss = SL_RECOVER_L2;
+    sl_moments *m = NULL;
+    ck_assert_int_eq(sl_recover_moments(&opt, p.n, p.d, p.X, p.y, &m, NULL, NULL), SL_EINVAL);
+    ck_assert_ptr_null(m);
+    planted_free(&p);
+}
+END_TEST
+
 /* On N(0, I) the three routes to T are the same algebra: the exact S_4 is
  * the fourth Hermite tensor (no third or fourth log-derivatives, so the
  * locally quadratic S_4 of Hermite scores is exact), and its contraction
@@ -708,6 +750,7 @@ static Suite *recover_suite(void) {
                         sizeof census_cases / sizeof census_cases[0]);
     tcase_add_test(tc, routes_agree_gauss);
     tcase_add_test(tc, whitening_cond10);
+    tcase_add_test(tc, recover_moments_match);
     tcase_add_test(tc, recover_warnings);
     tcase_add_loop_test(tc, recover_l2_identity, 0, 3);
     tcase_add_test(tc, recover_invalid);

@@ -229,6 +229,8 @@ class TestRecover(CliCase):
          dict(score="exact", dist="logistic", detrend=0, epochs=1)),
         (["--score", "hermite", "--route", "quadratic", "--detrend", "2", "--epochs", "1"],
          dict(score="hermite", route="quadratic", detrend=2, epochs=1)),
+        (["--score", "exact", "--dist", "logistic", "--detrend", "auto", "--epochs", "1"],
+         dict(score="exact", dist="logistic", detrend="auto", epochs=1)),
     ]
 
     def test_equal_to_cli(self):
@@ -266,7 +268,10 @@ class TestRecover(CliCase):
                 if r.independent:
                     self.assertIn("S_4: independent coordinates", summary)
                 # The labels' detrending: 3 by default with the exact S_4, else as asked.
-                expect = kw.get("detrend", 3 if kw.get("score") == "exact" else 0)
+                expect = kw.get("detrend", "auto")
+                if expect == "auto":
+                    expect = 3 if kw.get("score") == "exact" and kw.get("route") != "quadratic" \
+                        else 0
                 self.assertEqual(r.detrend, 0 if kw.get("loss") == "l2" else expect)
                 if r.detrend:
                     self.assertIn("polynomial of degree %d in z = U'x for T" % r.detrend, summary)
