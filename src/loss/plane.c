@@ -16,7 +16,6 @@
 
 #include "core/linalg.h"
 #include "scoreloss/rng.h"
-#include "scoreloss/s4.h"
 
 /* ---- moments ----------------------------------------------------------------- */
 
@@ -55,13 +54,14 @@ sl_status sl_plane_whiten(const sl_moments *m, const double *W, double *B) {
 sl_status sl_plane_unwhiten(const sl_moments *m, const double *B, double *W) {
     if (!m || !B || !W) return sl_error(SL_EINVAL, "unwhiten: missing argument");
     const size_t k = m->k, d = m->d;
-    for (size_t i = 0; i < k; ++i)
-        for (size_t j = 0; j < d; ++j) {
-            double s = 0.0;
-            for (size_t a = 0; a < k; ++a)
-                s += m->U[j * k + a] * sqrt(fabs(m->evals[a])) * B[a * k + i];
-            W[i * d + j] = s;
-        }
+    /* W = B' M' with M = U |Lambda|^{1/2} (d x k), as sl_recover maps back. */
+    double *M = malloc(d * k * sizeof *M);
+    if (!M) return sl_error(SL_ENOMEM, "out of memory");
+    for (size_t j = 0; j < d; ++j)
+        for (size_t a = 0; a < k; ++a) M[j * k + a] = m->U[j * k + a] * sqrt(fabs(m->evals[a]));
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)k, (int)d, (int)k, 1.0, B, (int)k, M,
+                (int)k, 0.0, W, (int)d);
+    free(M);
     return SL_OK;
 }
 
