@@ -91,6 +91,8 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
     header
     for dist in logistic student agmm; do
         run "$dist, exact (full S_4)" 3 $dist 10 1000000 5 random -- --score exact --dist $dist
+        run "$dist, exact (full S_4), cubic control variate" 3 $dist 10 1000000 5 random -- \
+            --score exact --dist $dist --detrend 3
         run "$dist, exact (full S_4), raw labels" 3 $dist 10 1000000 5 random -- --score exact \
             --dist $dist --detrend 0
         [ $dist = agmm ] && run "$dist, exact, projected route" 3 $dist 10 1000000 5 random -- \
@@ -108,6 +110,8 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
     header
     run "gauss, exact (labels detrended, the default)" 10 gauss 10 1000000 5 random:10 -- \
         --score exact --dist gauss
+    run "gauss, exact, cubic control variate" 10 gauss 10 1000000 5 random:10 -- \
+        --score exact --dist gauss --detrend 3
     run "gauss, exact, raw labels" 10 gauss 10 1000000 5 random:10 -- --score exact --dist gauss \
         --detrend 0
     run "gauss, l2" 10 gauss 10 1000000 5 random:10 -- --loss l2 --restarts 1

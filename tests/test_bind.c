@@ -161,7 +161,7 @@ START_TEST(test_recover_options_bad) {
         {"s4-bandwidth", "0", "option s4-bandwidth: expected a number > 0 or auto"},
         {"s4-reference", "0", "option s4-reference"},
         {"u-rows", "-1", "option u-rows"},
-        {"detrend", "4", "option detrend"},
+        {"detrend", "5", "option detrend"},
         {"assume", "gaussian", "unknown assume 'gaussian' (expected none or independent)"},
         {"nosuch", "1", "unknown recover option 'nosuch'"},
     };

@@ -640,7 +640,7 @@ expect_csv rtr.csv 80 "restart,step,epoch,loss,grad_norm,error,seconds,full"
 NUM='-?[0-9][0-9.e+-]*'
 for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2" \
     "method: loss landscape, scores exact of gauss, route full, tensor mode, constraint orthonormal, activation relu, mu 0.5" \
-    "labels: minus their linear fit in x for M2, minus their polynomial of degree 3 in z = U'x for T" \
+    "labels: minus their quadratic fit in x for M2 \(its Hessian added back\), minus their polynomial of degree 4 in z = U'x for T \(its fourth derivative added back\)" \
     "error: $NUM \(max form\), [0-2] of 2 true directions found; min form $NUM" \
     "worst matched angle: $NUM degrees" \
     "M2 eigenvalues: $NUM $NUM \| $NUM \(after \| : the largest outside the span\)" \
@@ -721,7 +721,8 @@ check "recover gmm2: the mixed-sign warning on stderr" \
 check "recover gmm2: the warning repeated in the summary" \
     grep -q "^warning: mixed signs: " "$T/stdout"
 # With the labels detrended (the default with exact scores) both coefficients
-# stand out of the noise (measured 16.6 +- 1.4 and -2.46 +- 0.16) ...
+# stand out of the noise (measured 19.2 +- 1.6 and -2.27 +- 0.19 with the
+# quartic control variate; 16.6 +- 1.4 and -2.46 +- 0.16 with the cubic) ...
 check "recover gmm2: no significance warning with detrended labels" \
     sh -c '! grep -q "no significant signal" "$1"' sh "$T/stderr"
 # ... with the raw labels the weaker one is within 3 standard errors of zero
@@ -759,9 +760,14 @@ expect_fail 2 "option --score: unknown score source 'foo'" $R --score foo -o $OU
 expect_fail 2 "option --route: unknown route 'foo'" $R --score exact --dist gauss --route foo -o $OUT
 expect_fail 2 "option --dist: is used only with --score exact" $R --score hermite --dist gauss -o $OUT
 expect_fail 2 "option --route: full needs --score exact or --assume independent" $R --score hermite --route full -o $OUT
-expect_fail 2 "option --detrend: expected an integer from 0 to 3, got '4'" $R --detrend 4 -o $OUT
+expect_fail 2 "option --detrend: expected an integer from 0 to 4, got '5'" $R --detrend 5 -o $OUT
+expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \
+    $R --score hermite --detrend 4 -o $OUT
+expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \
+    $R --score exact --dist gauss --mode minibatch --detrend 4 -o $OUT
 expect_fail 2 "option --detrend: the l2 loss uses no scores or moments" $R --loss l2 --detrend 3 -o $OUT
-expect_fail 2 "detrend applies to exact scores and to the quadratic route, not the projected route" $R --detrend 3 -o $OUT
+expect_fail 2 "detrend applies to exact scores, the quadratic route and the projected route, not to the factorised fit" \
+    $R --assume independent --detrend 3 -o $OUT
 expect_fail 2 "option --score: the l2 loss uses no scores" $R --loss l2 --score hermite -o $OUT
 expect_fail 2 "option --mode: the signfree loss runs on the tensor T only" \
     $R --loss signfree --mode minibatch --score hermite -o $OUT

@@ -175,8 +175,9 @@ check "a failed run: every row has 54 columns" \
 
 cat >keys.conf <<'EOF'
 # 32 combinations: l2 is one run; exact scores have no S_4 estimator and
-# refuse independence; kde scores take the projected route (s4 applies,
-# detrend 1 is refused) or, independent, the factorised fit (no score).
+# refuse independence; kde scores take the projected route (s4 applies, and
+# detrend is passed to the S_4 estimator) or, independent, the factorised
+# fit (no score, no detrend).
 dist = logistic
 d = 4
 k = 2
@@ -194,15 +195,15 @@ output = keys.csv
 EOF
 "$SL" sweep keys.conf >out 2>err
 rc=$?
-check "new keys: exit 0: $(cat err)" '[ $rc -eq 0 ] && [ "$(grep -c ",ok," keys.csv)" -eq 6 ]'
-check "new keys: 6 runs, 8 left out, 18 repeats" \
-    'grep -q "6 runs: 0 in keys.csv, 6 to do; 8 combinations left out (assume independent with exact scores); 18 combinations repeat" err'
+check "new keys: exit 0: $(cat err)" '[ $rc -eq 0 ] && [ "$(grep -c ",ok," keys.csv)" -eq 8 ]'
+check "new keys: 8 runs, 6 left out, 18 repeats" \
+    'grep -q "8 runs: 0 in keys.csv, 8 to do; 6 combinations left out (assume independent with exact scores); 18 combinations repeat" err'
 check "new keys: the header names them" \
     'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,mode,"'
 # Columns 9-16: loss, score, route, s4, s4_reference, u_rows, assume, detrend.
 keys_of() { tail -n +2 keys.csv | cut -d, -f9-16 | sort | tr '\n' ' '; }
 check "new keys: '-' where a key does not apply: $(keys_of)" \
-    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,- landscape,exact,auto,-,-,-,-,1 landscape,exact,auto,-,-,-,-,auto landscape,kde,auto,kde,300,500,none,- landscape,kde,auto,quadratic,300,500,none,- " ]'
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,- landscape,exact,auto,-,-,-,-,1 landscape,exact,auto,-,-,-,-,auto landscape,kde,auto,kde,300,500,none,- landscape,kde,auto,kde,300,500,none,1 landscape,kde,auto,quadratic,300,500,none,- landscape,kde,auto,quadratic,300,500,none,1 " ]'
 # Two of the rows are the command-line runs with the same options.
 "$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
     "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
@@ -219,7 +220,7 @@ row_err=$(grep '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,' keys.csv | c
 check "detrend 1 row err_max $row_err equals recover's $cli_err" \
     '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
 exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f29 | sort -u | wc -l; }
-check "detrend auto (3 with exact scores) and 1 give two different runs" '[ "$(exact_errs)" -eq 2 ]'
+check "detrend auto (4 with exact scores) and 1 give two different runs" '[ "$(exact_errs)" -eq 2 ]'
 # A results file with the columns from before these keys is refused, not misread.
 sed 's/,s4,s4_reference,u_rows,assume,detrend,/,/' full.csv >old.csv
 expect_fail 1 "old.csv:1: the columns differ" "$SL" sweep tiny.conf -o old.csv

@@ -491,13 +491,14 @@ END_TEST
  * condition number 10, exact scores, n = 10^6. M2's 5th eigenvalue is about
  * 0.01 of its first, so whitening multiplies T's noise along that direction
  * by about 10^4. With the raw labels recovery failed on all of 10 W (error
- * 0.23 to 0.70, README); with the labels minus their linear fit in x for M2
- * and their cubic fit in z = U'x for T (the default with exact scores, an
- * unbiased control variate) 6 of those 10 W reach error < 0.02 (0.002 to
- * 0.009) and the rest 0.041 to 0.42; at n = 4 x 10^6 (another sample) 9 of
- * the 10 reach 0.0003 to 0.0034 and one 0.034. Here: measured err_max
- * 0.0043, every direction found; with detrend 0 on the same data 0.53, 4 of
- * 5. */
+ * 0.23 to 0.70, README). With the labels minus their linear fit in x for M2
+ * and their cubic fit in z = U'x for T, 6 of those 10 W reached error < 0.02
+ * (the rest 0.041 to 0.42); with the default control variates (M2: the
+ * quadratic fit in x, its Hessian added back; T: the quartic in z, its
+ * fourth derivative added back) all 10 do, 0.0007 to 0.010 (`plant --w
+ * random:10 --seed 1..10` on one sample of 10^6). Here: measured err_max
+ * 0.00099 (0.0043 with the former cubic and linear fits), every direction
+ * found. */
 START_TEST(whitening_cond10) {
     planted p = plant("gauss", 1000000, 10, 5, "random:10", 1);
     sl_recover_options opt;
@@ -510,7 +511,7 @@ START_TEST(whitening_cond10) {
     ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
     fprintf(stderr, "whitening cond 10: err_max %.4g distinct %zu, M2 eigenvalues %.3g .. %.3g\n",
             r->error.err_max, r->error.distinct, r->m2_evals[0], r->m2_evals[4]);
-    ck_assert_int_eq(r->detrend, 3);
+    ck_assert_int_eq(r->detrend, 4);
     ck_assert(r->m2_evals[4] < 0.03 * r->m2_evals[0]); /* the hard case it claims to be */
     ck_assert_uint_eq(r->error.distinct, 5);
     ck_assert_msg(r->error.err_max < 0.02, "err_max %g", r->error.err_max);
@@ -542,7 +543,8 @@ START_TEST(recover_moments_match) {
         ck_assert_int_eq(sl_recover_moments(&opt, p.n, p.d, p.X, p.y, &m, &route, &warnings),
                          SL_OK);
         ck_assert_int_eq(route, r->route);
-        ck_assert_int_eq(r->detrend, i == 0 ? 3 : 0);
+        ck_assert_int_eq(r->detrend, i == 0 ? 4 : 0);
+        ck_assert_int_eq(r->detrend_m2, i == 0 ? 2 : 0);
         for (size_t j = 0; j < r->nevals; ++j) ck_assert(m->evals[j] == r->m2_evals[j]);
         for (size_t j = 0; j < 2; ++j) ck_assert(m->signal[j] == r->signal[j]);
         ck_assert_ptr_nonnull(m->T);
@@ -558,6 +560,55 @@ START_TEST(recover_moments_match) {
     ck_assert_int_eq(sl_recover_moments(&opt, p.n, p.d, p.X, p.y, &m, NULL, NULL), SL_EINVAL);
     ck_assert_ptr_null(m);
     planted_free(&p);
+}
+END_TEST
+
+/* The quartic control variate's correction, end to end: on N(0, I) with
+ * labels y = x_1^4 + x_2^4 (d = k = 2) the quartic fit in z = U'x is exact,
+ * the residual vanishes, and T is the added-back fourth derivative alone,
+ * 24 sum_a (P'e_a)^(x4) in whitened coordinates, with no sampling noise
+ * (Stein: E[S_4 y] = E[D^4 y]); the cubic control variate leaves T noisy.
+ * This pins the correction's sign, its scaling by |Lambda|^-1/2 and the
+ * index order. Measured: 3.6e-14 and 0.21 (relative). */
+START_TEST(detrend_quartic_exact) {
+    enum { N = 20000, D = 2 };
+    sl_dist *dist = NULL;
+    ck_assert_int_eq(sl_dist_from_spec("gauss", D, &dist), SL_OK);
+    double *X = malloc(N * D * sizeof *X), *y = malloc(N * sizeof *y);
+    ck_assert(X && y);
+    ck_assert_int_eq(sl_dist_sample(dist, 5, N, X), SL_OK);
+    for (size_t j = 0; j < N; ++j) {
+        const double u = X[j * D], v = X[j * D + 1];
+        y[j] = u * u * u * u + v * v * v * v;
+    }
+    double off[2] = {0, 0}, scale = 0.0;
+    for (int deg = 4; deg >= 3; --deg) {
+        sl_recover_options opt;
+        sl_recover_options_default(&opt);
+        opt.k = D;
+        opt.score = &sl_score_exact;
+        opt.score_opt.dist = dist;
+        opt.detrend = deg == 4 ? -1 : 3; /* auto is 4 here */
+        sl_moments *m = NULL;
+        ck_assert_int_eq(sl_recover_moments(&opt, N, D, X, y, &m, NULL, NULL), SL_OK);
+        for (size_t e = 0; e < 16; ++e) {
+            const size_t i[4] = {e / 8, (e / 4) % 2, (e / 2) % 2, e % 2};
+            double want = 0.0;
+            for (size_t a = 0; a < D; ++a)
+                want += 24.0 * m->P[a * D + i[0]] * m->P[a * D + i[1]] * m->P[a * D + i[2]] *
+                        m->P[a * D + i[3]];
+            off[deg - 3] = fmax(off[deg - 3], fabs(m->T[e] - want));
+            if (deg == 4) scale = fmax(scale, fabs(want));
+        }
+        sl_moments_free(m);
+    }
+    fprintf(stderr, "quartic labels: T off by %.3g (detrend 4) and %.3g (detrend 3), relative\n",
+            off[1] / scale, off[0] / scale);
+    ck_assert_msg(off[1] < 1e-9 * scale, "detrend 4: T off by %g of %g", off[1], scale);
+    ck_assert_msg(off[0] > 1e-3 * scale, "detrend 3: T off by only %g of %g", off[0], scale);
+    free(X);
+    free(y);
+    sl_dist_free(dist);
 }
 END_TEST
 
@@ -583,7 +634,10 @@ START_TEST(routes_agree_gauss) {
         opt.score_opt.dist = p.dist;
         opt.route = runs[i].route;
         opt.mode = SL_MODE_TENSOR;
-        opt.detrend = 3; /* the exact routes' default; the quadratic route's too here */
+        /* Degree 1 on every route: with the exact scores degree 2 and more
+         * give M2 the quadratic control variate, which model scores (hermite)
+         * do not take. */
+        opt.detrend = 1;
         opt.truth = p.net;
         ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r[i]), SL_OK);
         ck_assert_int_eq(r[i]->tensor_mode, 1);
@@ -751,6 +805,7 @@ static Suite *recover_suite(void) {
     tcase_add_test(tc, routes_agree_gauss);
     tcase_add_test(tc, whitening_cond10);
     tcase_add_test(tc, recover_moments_match);
+    tcase_add_test(tc, detrend_quartic_exact);
     tcase_add_test(tc, recover_warnings);
     tcase_add_loop_test(tc, recover_l2_identity, 0, 3);
     tcase_add_test(tc, recover_invalid);

@@ -92,7 +92,7 @@ static const struct {
     {BASE "assume = gauss\n", "t.conf:5:10: key 'assume': unknown assume 'gauss' (expected none "
                               "or independent)"},
     {BASE "detrend = 0..4\n", "t.conf:5:11: key 'detrend': unknown detrend '0..4' (expected auto, "
-                              "0, 1, 2 or 3)"},
+                              "0, 1, 2, 3 or 4)"},
     {BASE "u--rows = 1\n", "t.conf:5:1: unknown key 'u--rows' (expected dist, d, k, n, act, noise, "
                            "w, a, loss, score, route, s4, s4-reference, u-rows, assume, detrend, "
                            "mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, "
@@ -262,16 +262,16 @@ START_TEST(plan_s4_detrend_assume) {
     /* The runs, by hand (columns 9..16: loss, score, route, s4,
      * s4_reference, u_rows, assume, detrend):
      *   l2                                       1
-     *   llsfe projected (auto = projected):      s4 2 x reference 2 = 4
+     *   llsfe projected (auto = projected):      s4 2 x reference 2 x detrend 2 = 8
      *   llsfe quadratic: detrend auto, 2         2
-     *   hermite quadratic (auto = quadratic)     2 (detrend), projected 4
+     *   hermite quadratic (auto = quadratic)     2 (detrend), projected 8
      *   exact, routes auto/projected/quadratic:  3 x 2 (detrend) = 6
      *   independent (score '-'), full (auto):    1; quadratic: 2 (detrend)
-     * = 22; left out: exact with independent, independent on the projected
-     * route, detrend 2 off the quadratic route. */
-    ck_assert_uint_eq(p.nruns, 22);
+     * = 30; left out: exact with independent, independent on the projected
+     * route, detrend 2 with the factorised fit (route auto). */
+    ck_assert_uint_eq(p.nruns, 30);
     ck_assert_str_eq(p.left_out_reason,
-                     "detrend 1..3 with estimated scores off the quadratic route");
+                     "detrend 1..4 with independent coordinates off the quadratic route");
     size_t quad = 0, proj = 0, indep = 0, l2 = 0;
     for (size_t r = 0; r < p.nruns; ++r) {
         const char *score = run_value(&p, r, SWEEP_SCORE), *route = run_value(&p, r, SWEEP_ROUTE);
@@ -300,8 +300,9 @@ START_TEST(plan_s4_detrend_assume) {
         const int is_proj = strcmp(s4, SWEEP_NOT_APPLICABLE) != 0;
         proj += is_proj;
         quad += !is_proj;
-        /* Projected: the estimator's keys, no detrend; quadratic: the reverse. */
-        ck_assert_str_eq(dt, is_proj ? SWEEP_NOT_APPLICABLE : dt);
+        /* Projected: the estimator's keys and detrend (passed to the S_4
+         * estimator; its own default, auto, written '-' as in files from
+         * before); quadratic: detrend only. */
         ck_assert_str_ne(dt, is_proj ? "auto" : SWEEP_NOT_APPLICABLE);
         ck_assert_str_eq(run_value(&p, r, SWEEP_U_ROWS), is_proj ? "0" : SWEEP_NOT_APPLICABLE);
         /* The route auto picks is written auto. */
@@ -312,7 +313,7 @@ START_TEST(plan_s4_detrend_assume) {
     }
     ck_assert_uint_eq(l2, 1);
     ck_assert_uint_eq(indep, 3);
-    ck_assert_uint_eq(proj, 8);
+    ck_assert_uint_eq(proj, 16);
     ck_assert_uint_eq(quad, 4);
     ck_assert_uint_eq(p.nruns - l2 - indep - proj - quad, 6); /* exact */
     /* Every kept or left-out combination is accounted for. */

@@ -56,6 +56,12 @@ typedef struct sl_moments {
  * of the first (no k-dimensional signal). Every result of this module
  * depends on the data only, not on the number of threads. */
 sl_status sl_moments_compute(const sl_scores *s, const double *y, size_t k, sl_moments **out);
+/* The same with M2 = (1/n) sum_j y_j S_2(x_j) + M2_add (d x d, symmetrised;
+ * NULL for none): the correction of a control variate (sl_detrend_cv with
+ * degree 2 gives y minus its quadratic fit and the fit's Hessian). m->y
+ * holds y as given. */
+sl_status sl_moments_compute_cv(const sl_scores *s, const double *y, const double *M2_add, size_t k,
+                                sl_moments **out);
 void sl_moments_free(sl_moments *m);
 
 /* T from the per-sample whitened (g, H): the locally quadratic S_4,

@@ -138,14 +138,19 @@ typedef struct sl_recover_options {
      * log-density fits of every coordinate (logdens.h), route full. */
     int assume_independent;
     /* The labels minus their least-squares polynomial of this degree in
-     * z = U'x before the fourth moment (sl_s4_detrend; 0..3), on the
-     * quadratic route and with exact scores (there M2 also sees the labels
-     * minus their linear fit in x). -1, the default, is automatic: 3 when T
-     * comes from the exact S_4 (routes full and projected with exact scores),
-     * where it is an unbiased control variate (E[S_4 p] = 0 for every
-     * polynomial p of degree <= 3), and 0 on the quadratic route, the
-     * original method. The projected estimators detrend by themselves
-     * (s4.detrend). */
+     * z = U'x before the fourth moment (sl_detrend_cv; 0..4), on the
+     * quadratic route and with exact scores. Stein's identity
+     * E[S_4 q] = E[D^4 q] makes it an unbiased control variate with the exact
+     * S_4: for degree <= 3 the correction is zero, for 4 the quartic's
+     * fourth derivative is added back to T (tensor mode only). M2 sees the
+     * labels minus their linear fit in x, or with exact scores and degree
+     * >= 2 their quadratic fit with its Hessian added back (when that fit
+     * has at most 300 terms and n >= 10 times as many rows). -1, the
+     * default, is automatic: with the exact S_4 (routes full and projected
+     * with exact scores) 4 in tensor mode and 3 in minibatch mode, lowered
+     * to keep the fit within those bounds; 0 on the quadratic route, the
+     * original method. On the estimated projected route a degree given here
+     * replaces s4.detrend (the S_4 estimator's own, default 3). */
     int detrend;
     sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
@@ -208,7 +213,10 @@ typedef struct sl_recover_result {
     size_t ntruth_signal;
     int sign;                     /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
     sl_recover_route route;       /* where T came from */
-    int detrend;                  /* the degree the labels were detrended by before T (0: none) */
+    int detrend;                  /* the degree the labels were detrended by before T (0: none;
+                                     4: the quartic's fourth derivative added back to T) */
+    int detrend_m2;               /* the same before M2, in x (0, 1, or 2: the quadratic's
+                                     Hessian added back to M2) */
     int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
                                      (projected route with an S_4 estimator, or independent) */
     int independent;              /* 1 when T came from the factorised fit */

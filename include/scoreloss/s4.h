@@ -68,10 +68,13 @@ typedef struct sl_s4_options {
                               diverges on thin neighbourhoods) uses llsfe's g and H */
     size_t min_neighbours; /* effective neighbours (K0^2 / sum w^2) below which a point takes
                               the global Gaussian's scores (default 30) */
-    int detrend;   /* y minus its least-squares polynomial of this degree in z (0..3, default
+    int detrend;   /* y minus its least-squares polynomial of this degree in z (0..4, default
                       3) enters T, and minus its linear fit enters M2: the targets are unchanged
                       (E[S_4 h] = E[grad^4 h] = 0 for cubic h) but the smooth, large parts of y
-                      no longer multiply the estimator's errors */
+                      no longer multiply the estimator's errors. 4: T from y minus its quartic
+                      plus the quartic's fourth derivative, M2 from y minus its quadratic plus
+                      the quadratic's Hessian (sl_detrend_cv); the bias left is the estimator's
+                      error times the residual only */
     uint64_t seed; /* the reference subset */
 } sl_s4_options;
 
@@ -123,6 +126,24 @@ sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, con
  * moment as y, while a biased S_4 (the locally quadratic one) no longer
  * multiplies the smooth, large part of y. r may alias y. */
 sl_status sl_s4_detrend(size_t n, size_t k, const double *Z, const double *y, int deg, double *r);
+
+/* The control variate with its correction: r = y minus its least-squares
+ * polynomial q of degree deg (0..4) in the n rows of Z (n x k); r may alias
+ * y. dq (k^deg entries, row-major; may be NULL) gets D^deg q, a constant
+ * symmetric tensor. For an exact score of order m = deg (S_2 = D^2 p / p,
+ * S_4 = D^4 p / p), Stein's identity E[S_m q] = E[D^m q] gives
+ *   E[y S_m] = E[r S_m] + dq,
+ * the same target with the smooth part of y removed from the noise (for
+ * deg < m the correction is zero and r alone has the target: that is
+ * sl_s4_detrend). The normal equations are summed in blocks by dsyrk: cost
+ * n t^2 with t = sl_detrend_terms(k, deg) terms (126 at k = 5, deg = 4;
+ * 66 at k = 10, deg = 2). Results do not depend on the thread count.
+ * src/loss/detrend.c has the measurements. */
+sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, int deg, double *r,
+                        double *dq);
+
+/* The number of monomials of degree 0..deg in k variables. */
+size_t sl_detrend_terms(size_t k, int deg);
 
 #ifdef __cplusplus
 }

@@ -310,7 +310,9 @@ class RecoverResult:
     warnings: list of strings. seconds: dict scores, moments, sgd,
         second_layer (and s4, part of moments, for an estimated S_4).
     detrend: the degree of the polynomial in z = U'x the labels lost before
-        T (0: none; 3 by default with exact scores).
+        T (0: none; 4 by default with exact scores, its fourth derivative
+        added back to T). detrend_m2: the same in x before M2 (2: the
+        quadratic, its Hessian added back).
     t_estimated, independent, s4_estimator, s4_info: whether T came from
         estimated third and fourth log-derivatives, by the projected route's
         estimator (s4_info: its bandwidth, reference samples, mean
@@ -395,6 +397,7 @@ def _read_result(ptr):
     # Where an estimated S_4 came from (the projected route with estimated
     # scores, or the factorised fit of independent coordinates).
     res.detrend = int(number("detrend"))
+    res.detrend_m2 = int(number("detrend_m2"))
     res.t_estimated = bool(number("t_estimated"))
     res.independent = bool(number("independent"))
     res.s4_estimator = L.sl_recover_result_text(ptr, b"s4_estimator").decode() or None

@@ -267,13 +267,20 @@ class TestRecover(CliCase):
                                   % (kw.get("score", "llsfe"), r.s4_info["u_rows"]), summary)
                 if r.independent:
                     self.assertIn("S_4: independent coordinates", summary)
-                # The labels' detrending: 3 by default with the exact S_4, else as asked.
+                # The labels' detrending: 4 by default with the exact S_4 (3 in
+                # minibatch mode), 3 in the projected route's S_4 estimator,
+                # else as asked.
                 expect = kw.get("detrend", "auto")
+                projected = r.t_estimated and not r.independent
                 if expect == "auto":
-                    expect = 3 if kw.get("score") == "exact" and kw.get("route") != "quadratic" \
-                        else 0
+                    expect = 3 if projected else 0
+                    if kw.get("score") == "exact" and kw.get("route") != "quadratic":
+                        expect = 3 if kw.get("mode") == "minibatch" else 4
                 self.assertEqual(r.detrend, 0 if kw.get("loss") == "l2" else expect)
-                if r.detrend:
+                if r.detrend and projected:
+                    self.assertIn("the S_4 estimator detrends them by degree %d in z"
+                                  % r.detrend, summary)
+                elif r.detrend:
                     self.assertIn("polynomial of degree %d in z = U'x for T" % r.detrend, summary)
 
     def test_without_truth(self):

@@ -55,9 +55,13 @@ static const cli_option options[] = {
      "independent: the coordinates of x are independent, T comes from 1-D log-density fits of "
      "each coordinate (third and fourth derivatives included)"},
     {"detrend", 0, CLI_VALUE, "DEG", "auto",
-     "exact scores or the quadratic route: labels minus their polynomial of degree DEG (0..3) in "
-     "z = U'x before T (and minus their linear fit in x before M2); auto: 3 with the exact S_4 "
-     "(unbiased, less noise), 0 on the quadratic route (the original method)"},
+     "labels minus their polynomial of degree DEG (0..4) in z = U'x before T (4: its fourth "
+     "derivative added back to T; not on the quadratic route), and minus their linear fit in x "
+     "before M2 (exact scores and DEG >= 2: their quadratic fit, its Hessian added back); auto: "
+     "4 with the exact S_4 (3 in minibatch mode; lower when the fit would have over 300 terms or "
+     "n < 10 times as many), unbiased by Stein's identity and far less noisy, 0 on the quadratic "
+     "route (the original method), 3 in the S_4 estimators of the projected route (which take "
+     "DEG as given)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -270,7 +274,7 @@ static int parse(const cli_args *args, settings *s) {
     }
     if (strcmp(cli_value(args, "detrend"), "auto") != 0) {
         size_t deg = 0;
-        int st2 = cli_size(args, "detrend", 0, 3, &deg);
+        int st2 = cli_size(args, "detrend", 0, 4, &deg);
         if (st2) return st2;
         o->detrend = (int)deg;
     }
@@ -408,16 +412,21 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
             cli_text_put(
                 t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
                    "dropped)\n");
-        if (r->detrend > 0)
-            cli_text_put(t,
-                         "labels: minus their linear fit in x for M2, minus their polynomial of "
-                         "degree %d in z = U'x for T\n",
-                         r->detrend);
-        else if (r->t_estimated && !r->independent && o->s4.detrend > 0)
+        if (r->t_estimated && !r->independent && r->detrend > 0)
             cli_text_put(t,
                          "labels: minus their linear fit in x for M2 (U); the S_4 estimator "
-                         "detrends them by degree %d in z\n",
-                         o->s4.detrend);
+                         "detrends them by degree %d in z%s\n",
+                         r->detrend,
+                         r->detrend == 4 ? " (the quartic's fourth derivative and the quadratic's "
+                                           "Hessian added back)"
+                                         : "");
+        else if (r->detrend > 0)
+            cli_text_put(t,
+                         "labels: minus their %s in x for M2%s, minus their polynomial of "
+                         "degree %d in z = U'x for T%s\n",
+                         r->detrend_m2 == 2 ? "quadratic fit" : "linear fit",
+                         r->detrend_m2 == 2 ? " (its Hessian added back)" : "", r->detrend,
+                         r->detrend == 4 ? " (its fourth derivative added back)" : "");
     }
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",

@@ -47,7 +47,7 @@ static const char *const modes[] = {"auto", "tensor", "minibatch", NULL};
 static const char *const constraints[] = {"auto", "sphere", "orthonormal", "none", NULL};
 static const char *const s4s[] = {"kde", "cumulant", "quadratic", NULL};
 static const char *const assumes[] = {"none", "independent", NULL};
-static const char *const detrends[] = {"auto", "0", "1", "2", "3", NULL};
+static const char *const detrends[] = {"auto", "0", "1", "2", "3", "4", NULL};
 static const char *const auto_word[] = {"auto", NULL};
 static const char *const reference_words[] = {"auto", "all", NULL};
 
@@ -683,13 +683,22 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         v[SWEEP_S4_REFERENCE] = SWEEP_NOT_APPLICABLE;
         v[SWEEP_U_ROWS] = SWEEP_NOT_APPLICABLE;
     }
-    if (!exact && !quadratic) {
-        /* The projected estimators detrend by themselves; degree 0 and auto
-         * are the same run there. */
+    if (indep && !quadratic) {
+        /* The factorised fit takes no detrending; degree 0 and auto are the
+         * same run there. */
         if (!is(v[SWEEP_DETREND], "auto") && !is(v[SWEEP_DETREND], "0"))
-            return "detrend 1..3 with estimated scores off the quadratic route";
+            return "detrend 1..4 with independent coordinates off the quadratic route";
         v[SWEEP_DETREND] = SWEEP_NOT_APPLICABLE;
     }
+    /* On the projected route with estimated scores, auto is the S_4
+     * estimator's own degree (3), recorded '-' as before that route took
+     * the key, so earlier results files resume. */
+    if (projected && !exact && is(v[SWEEP_DETREND], "auto"))
+        v[SWEEP_DETREND] = SWEEP_NOT_APPLICABLE;
+    /* Degree 4 adds the quartic's fourth derivative back: the exact S_4 in
+     * tensor mode or an S_4 estimator (projected), not the quadratic route. */
+    if (is(v[SWEEP_DETREND], "4") && (quadratic || (exact && is(v[SWEEP_MODE], "minibatch"))))
+        return "detrend 4 on the quadratic route or in minibatch mode";
     if (!is(v[SWEEP_SCORE], "llsfe") && !is(v[SWEEP_SCORE], "kde"))
         v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;
     if (is(v[SWEEP_LOSS], "signfree")) {

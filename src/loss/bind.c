@@ -314,7 +314,7 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
             return SL_OK;
         }
         size_t deg = 0;
-        if ((st = parse_size(name, value, 0, 3, &deg))) return st;
+        if ((st = parse_size(name, value, 0, 4, &deg))) return st;
         o->detrend = (int)deg;
         return SL_OK;
     }
@@ -428,6 +428,7 @@ sl_status sl_recover_result_number(const sl_recover_result *r, const char *name,
         {"seconds_second_layer", r->seconds_second_layer},
         {"seconds_s4", r->seconds_s4},
         {"detrend", (double)r->detrend},
+        {"detrend_m2", (double)r->detrend_m2},
         {"t_estimated", (double)r->t_estimated},
         {"independent", (double)r->independent},
         {"u_rows", (double)r->u_rows},

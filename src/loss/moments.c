@@ -247,6 +247,11 @@ static sl_status whiten_block(const void *vctx, size_t lo, size_t nb, double *pa
 }
 
 sl_status sl_moments_compute(const sl_scores *s, const double *y, size_t k, sl_moments **out) {
+    return sl_moments_compute_cv(s, y, NULL, k, out);
+}
+
+sl_status sl_moments_compute_cv(const sl_scores *s, const double *y, const double *M2_add, size_t k,
+                                sl_moments **out) {
     if (!out) return sl_error(SL_EINVAL, "moments: no output pointer");
     *out = NULL;
     if (!s || !y || !s->G || !s->H)
@@ -291,6 +296,10 @@ sl_status sl_moments_compute(const sl_scores *s, const double *y, size_t k, sl_m
     memcpy(m->y, y, n * sizeof *y);
 
     sl_status st = second_moment(s, y, m->M2);
+    if (!st && M2_add)
+        for (size_t a = 0; a < d; ++a)
+            for (size_t b = 0; b < d; ++b)
+                m->M2[a * d + b] += 0.5 * (M2_add[a * d + b] + M2_add[b * d + a]);
     if (!st && !sl_all_finite(d * d, m->M2))
         st = sl_error(SL_ENUMERIC, "moments: M2 has non-finite entries (check the scores)");
     if (!st) st = whitening(m);

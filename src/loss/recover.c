@@ -933,6 +933,25 @@ static void significance_check(run *r) {
              none, k);
 }
 
+/* The S_4 estimator's options as recover runs it: its own seed stream, and
+ * a detrend degree given to recover passed on. */
+static sl_s4_options s4_options(const sl_recover_options *opt) {
+    sl_s4_options s4o = opt->s4;
+    s4o.seed = sl_rng_derive(opt->seed, STREAM_S4);
+    if (opt->detrend >= 0) s4o.detrend = opt->detrend;
+    return s4o;
+}
+
+/* The degree of the polynomial control variate (sl_detrend_cv) in k
+ * variables over n rows: the largest up to max whose fit has at most 300
+ * terms (its cost is n terms^2) and at most n / 10 of them (fewer, and the
+ * fit absorbs the labels' noise). */
+static int cv_degree(size_t k, size_t n, int max) {
+    int deg = max;
+    while (deg > 0 && (sl_detrend_terms(k, deg) > 300 || 10 * sl_detrend_terms(k, deg) > n)) --deg;
+    return deg;
+}
+
 /* M2, the whitening and T over the rows r->Xtr, r->ytr: the route, the
  * scores (of a seeded subset on the estimated projected route), the labels
  * detrended as options.detrend says, T from the exact, estimated projected,
@@ -953,24 +972,33 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
     if (st) return st;
     res->route = route;
     const int exact = opt->score == &sl_score_exact;
-    /* Automatic: the cubic when T comes from the exact S_4 (an unbiased
-     * control variate), none on the quadratic route (the original method,
-     * also with exact g and H: its S_4 does not satisfy the identity). */
-    const int dt = opt->detrend >= 0 ? opt->detrend : exact && route != SL_ROUTE_QUADRATIC ? 3 : 0;
-    res->detrend = route == SL_ROUTE_QUADRATIC || exact ? dt : 0;
-    if (opt->detrend > 0 && !exact && route != SL_ROUTE_QUADRATIC)
-        return sl_error(SL_EINVAL,
-                        "detrend applies to exact scores and to the quadratic route, not the %s "
-                        "route (the projected estimators detrend the labels already)",
-                        sl_recover_route_name(route));
+    const int exact_s4 = exact && route != SL_ROUTE_QUADRATIC;
     const int indep = !exact && opt->assume_independent;
     /* The estimated projected route: U from the d-dimensional scores of at
      * most u_rows rows, then T and the whitening from z = U'x alone. */
     const int proj_est = !exact && !indep && route == SL_ROUTE_PROJECTED;
+    /* Automatic: with the exact S_4 the quartic and its fourth derivative
+     * (or the cubic in minibatch mode, where T is never formed), none on the
+     * quadratic route (the original method, also with exact g and H: its S_4
+     * does not satisfy Stein's identity). The estimated projected route
+     * passes a given degree to its S_4 estimator (s4.detrend). */
+    const int dt = opt->detrend >= 0 ? opt->detrend
+                   : exact_s4        ? cv_degree(k, r->ntr, opt->mode == SL_MODE_MINIBATCH ? 3 : 4)
+                                     : 0;
+    res->detrend = route == SL_ROUTE_QUADRATIC || exact ? dt : 0;
+    if (opt->detrend > 0 && indep)
+        return sl_error(SL_EINVAL, "detrend applies to exact scores, the quadratic route and the "
+                                   "projected route, not to the factorised fit of independent "
+                                   "coordinates");
+    if (dt == 4 && !proj_est && (!exact_s4 || opt->mode == SL_MODE_MINIBATCH))
+        return sl_error(SL_EINVAL,
+                        "detrend 4 adds the fitted quartic's fourth derivative back to T, which "
+                        "needs the exact S_4 (exact scores, route full or projected) and tensor "
+                        "mode, or an S_4 estimator (the projected route)");
     res->independent = indep && route == SL_ROUTE_FULL;
     res->t_estimated = proj_est || res->independent;
-    sl_s4_options s4o = opt->s4;
-    s4o.seed = sl_rng_derive(opt->seed, STREAM_S4);
+    const sl_s4_options s4o = s4_options(opt);
+    if (proj_est) res->detrend = s4o.detrend;
     if (proj_est) res->s4_estimator = s4o.estimator;
     if (proj_est && opt->mode == SL_MODE_MINIBATCH)
         return sl_error(SL_EINVAL, "the projected route with estimated scores runs on the tensor "
@@ -1041,8 +1069,25 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
 
     /* Moments, T and the signal. */
     sl_moments *m = NULL;
+    double *dq4 = NULL; /* D^4 of the labels' quartic fit in z (detrend 4) */
     t0 = now_seconds();
-    if (res->detrend > 0 || (proj_est && s4o.detrend > 0)) {
+    /* With exact scores M2 takes the quadratic control variate (its Hessian
+     * added back) when T's degree is 2 or more and the fit is cheap. */
+    const int dm = exact && dt >= 2 ? cv_degree(d, nu, 2) : 1;
+    res->detrend_m2 = res->detrend > 0 || (proj_est && s4o.detrend > 0) ? dm : 0;
+    if (res->detrend_m2 > 1) {
+        /* E[S_2 q] = E[D^2 q] for the exact S_2 (Stein): M2 = E[(y - q) S_2]
+         * plus the fitted quadratic's Hessian. Measured by bench/bench_cv
+         * (agmm, d = 10, W of plant seed 1, n = 4 x 10^5, the root of the
+         * summed variances of M2's entries): raw labels 0.196, linear fit
+         * 0.078, quadratic 0.025. */
+        double *yl = malloc(nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq);
+        st = yl && hq ? sl_detrend_cv(nu, d, Xu, yu, 2, yl, hq)
+                      : sl_error(SL_ENOMEM, "out of memory");
+        if (!st) st = sl_moments_compute_cv(scores, yl, hq, k, &m);
+        free(yl);
+        free(hq);
+    } else if (res->detrend_m2 == 1) {
         /* E[S_2(x) p(x)] = 0 for the exact S_2 and every p of degree <= 1:
          * M2 from the labels minus their linear fit in x has the same target
          * and less noise (a ReLU's linear part is half of it). Estimated S_2
@@ -1068,7 +1113,11 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
         } else {
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->n, (int)k, (int)d, 1.0,
                         Xu, (int)d, m->U, (int)k, 0.0, Z, (int)k);
-            st = sl_s4_detrend(m->n, k, Z, m->y, dt, m->y);
+            if (dt == 4) {
+                dq4 = malloc(k * k * k * k * sizeof *dq4);
+                if (!dq4) st = sl_error(SL_ENOMEM, "out of memory");
+            }
+            if (!st) st = sl_detrend_cv(m->n, k, Z, m->y, dt, m->y, dq4);
             free(Z);
         }
     }
@@ -1093,7 +1142,17 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
         st = sl_moments_tensor_indep(m, r->ntr, d, r->Xtr, fit);
     } else if (!st && route != SL_ROUTE_QUADRATIC) {
         st = exact_tensor(r, m, route);
+        if (!st && dq4) {
+            /* T = E[(y - q) S_4] + D^4 q, in the whitened coordinates:
+             * z = U'x and P = U |Lambda|^-1/2, so each index i scales by
+             * |lambda_i|^-1/2. */
+            const size_t kk = k * k;
+            for (size_t e = 0; e < kk * kk; ++e)
+                m->T[e] += dq4[e] / sqrt(fabs(m->evals[e / (kk * k)] * m->evals[(e / kk) % k] *
+                                              m->evals[(e / k) % k] * m->evals[e % k]));
+        }
     }
+    free(dq4);
     if (!st) st = sl_moments_signal(m);
     res->seconds_moments = now_seconds() - t0;
     if (st) {
@@ -1118,8 +1177,7 @@ static sl_status run_landscape(run *r) {
     if (st) goto done;
     const sl_recover_route route = res->route;
     const int proj_est = res->t_estimated && !res->independent;
-    sl_s4_options s4o = opt->s4;
-    s4o.seed = sl_rng_derive(opt->seed, STREAM_S4);
+    const sl_s4_options s4o = s4_options(opt);
     res->nevals = k + 1 < d ? k + 1 : d;
     res->m2_evals = malloc(res->nevals * sizeof *res->m2_evals);
     res->signal = malloc(k * sizeof *res->signal);
@@ -1258,8 +1316,8 @@ static sl_status check_recover_options(const sl_recover_options *opt, size_t n, 
             return sl_error(SL_EINVAL, "score method exact needs a distribution");
         if ((int)opt->route < SL_ROUTE_AUTO || (int)opt->route > SL_ROUTE_QUADRATIC)
             return sl_error(SL_EINVAL, "unknown route %d", (int)opt->route);
-        if (opt->detrend < -1 || opt->detrend > 3)
-            return sl_error(SL_EINVAL, "detrend degree %d (0..3, or -1 for automatic)",
+        if (opt->detrend < -1 || opt->detrend > 4)
+            return sl_error(SL_EINVAL, "detrend degree %d (0..4, or -1 for automatic)",
                             opt->detrend);
         if ((int)opt->mode < SL_MODE_AUTO || (int)opt->mode > SL_MODE_MINIBATCH)
             return sl_error(SL_EINVAL, "unknown mode %d", (int)opt->mode);

@@ -977,67 +977,6 @@ static void ctx_init(s4_ctx *c, const sl_s4_options *opt, size_t n, const s4_set
     build_tables(c);
 }
 
-/* ---- control variates --------------------------------------------------------------- */
-
-/* r = y minus its least-squares fit by the polynomials of degree <= deg in
- * zeta (deg 0..3). For the exact score, E[S_4(z) h(z)] = E[grad^4 h] = 0 for
- * every such polynomial when deg <= 3 (and E[S_2 h] = 0 for deg <= 1), so
- * the residual has the same target T (M2) as y, but the parts of y that are
- * smooth and large (the mean label, the linear growth of a ReLU away from
- * its kink) no longer multiply the estimator's bias and noise. Sums in
- * sample order (the result does not depend on the thread count). */
-static sl_status detrend(size_t n, size_t k, const double *zeta, const double *y, int deg,
-                         double *r) {
-    /* The monomials: 1, z_a, z_a z_b (a <= b), z_a z_b z_c (a <= b <= c). */
-    size_t np = 1;
-    if (deg >= 1) np += k;
-    if (deg >= 2) np += k * (k + 1) / 2;
-    if (deg >= 3) np += k * (k + 1) * (k + 2) / 6;
-    double *G = calloc(np * np + 2 * np, sizeof *G);
-    if (!G) return sl_error(SL_ENOMEM, "out of memory");
-    double *b = G + np * np, *phi = b + np;
-    for (int pass = 0; pass < 2; ++pass) {
-        for (size_t j = 0; j < n; ++j) {
-            const double *z = zeta + j * k;
-            size_t p = 0;
-            phi[p++] = 1.0;
-            if (deg >= 1)
-                for (size_t a = 0; a < k; ++a) phi[p++] = z[a];
-            if (deg >= 2)
-                for (size_t a = 0; a < k; ++a)
-                    for (size_t c = a; c < k; ++c) phi[p++] = z[a] * z[c];
-            if (deg >= 3)
-                for (size_t a = 0; a < k; ++a)
-                    for (size_t c = a; c < k; ++c)
-                        for (size_t e = c; e < k; ++e) phi[p++] = z[a] * z[c] * z[e];
-            if (pass == 0) {
-                for (size_t u = 0; u < np; ++u) {
-                    b[u] += phi[u] * y[j];
-                    for (size_t v = u; v < np; ++v) G[u * np + v] += phi[u] * phi[v];
-                }
-            } else {
-                double f = 0.0;
-                for (size_t u = 0; u < np; ++u) f += phi[u] * b[u];
-                r[j] = y[j] - f;
-            }
-        }
-        if (pass == 0) {
-            for (size_t u = 0; u < np; ++u) {
-                for (size_t v = 0; v < u; ++v) G[u * np + v] = G[v * np + u];
-                G[u * np + u] *= 1.0 + 1e-10; /* against exact collinearity */
-            }
-            if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)np, 1, G, (lapack_int)np, b, 1) !=
-                0) {
-                free(G);
-                return sl_error(SL_ENUMERIC, "S_4 estimation: the polynomial fit of the labels "
-                                             "is singular");
-            }
-        }
-    }
-    free(G);
-    return SL_OK;
-}
-
 /* ---- the parallel frame ------------------------------------------------------------- */
 
 /* Work on item `item` with workspace w; returns 0, or FAIL_NOMEM /
@@ -1162,23 +1101,30 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
     if ((int)opt.estimator < 0 || (int)opt.estimator > SL_S4_QUADRATIC)
         return sl_error(SL_EINVAL, "S_4 estimation: unknown estimator %d", (int)opt.estimator);
     if (!sl_all_finite(n, y)) return sl_error(SL_EINVAL, "S_4 estimation: non-finite labels");
-    if (opt.detrend < 0 || opt.detrend > 3)
-        return sl_error(SL_EINVAL, "S_4 estimation: detrend degree %d (0..3)", opt.detrend);
+    if (opt.detrend < 0 || opt.detrend > 4)
+        return sl_error(SL_EINVAL, "S_4 estimation: detrend degree %d (0..4)", opt.detrend);
     s4_setup s;
     sl_status st = setup(&opt, n, k, Z, &s);
     s4_ctx *c = NULL;
     size_t *order = NULL;
     double *parts = NULL;
     /* Labels with the polynomials removed: yT for T (degree detrend), yM for
-     * M2 (degree min(detrend, 1)). */
-    double *yT = NULL, *yM = NULL;
+     * M2 (degree min(detrend, 1), or 2 when detrend is 4). With detrend 4 the
+     * fits' derivatives are added back (dq4 to T, dq2 to M2, in zeta), the
+     * correction Stein's identity gives for exact scores; for estimated ones
+     * the bias left is E[(S_4 estimate - S_4)(y - q)], from the residual
+     * only. */
+    double *yT = NULL, *yM = NULL, *dq4 = NULL, dq2[MAX_K * MAX_K];
+    const int mdeg = opt.detrend == 4 ? 2 : opt.detrend < 1 ? opt.detrend : 1;
     if (!st) {
         yT = malloc(n * sizeof *yT);
         yM = malloc(n * sizeof *yM);
-        if (!yT || !yM) st = sl_error(SL_ENOMEM, "out of memory for %zu labels", n);
+        dq4 = opt.detrend == 4 ? malloc(k * k * k * k * sizeof *dq4) : NULL;
+        if (!yT || !yM || (opt.detrend == 4 && !dq4))
+            st = sl_error(SL_ENOMEM, "out of memory for %zu labels", n);
     }
-    if (!st) st = detrend(n, k, s.zeta, y, opt.detrend, yT);
-    if (!st) st = detrend(n, k, s.zeta, y, opt.detrend < 1 ? opt.detrend : 1, yM);
+    if (!st) st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend, yT, dq4);
+    if (!st) st = sl_detrend_cv(n, k, s.zeta, y, mdeg, yM, mdeg == 2 ? dq2 : NULL);
     const size_t k2 = k * k, k4 = k2 * k2, plen = k4 + k2 + 3;
     const size_t nblocks = (n + QBLOCK - 1) / QBLOCK;
     if (!st) {
@@ -1211,6 +1157,10 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
             for (size_t b = 0; b < nblocks; ++b)
                 for (size_t i = 0; i < plen; ++i) X[i] += parts[b * plen + i];
             for (size_t i = 0; i < k4 + k2; ++i) X[i] /= (double)n;
+            if (dq4)
+                for (size_t i = 0; i < k4; ++i) X[i] += dq4[i];
+            if (mdeg == 2)
+                for (size_t i = 0; i < k2; ++i) X[k4 + i] += dq2[i];
             symmetrise4(k, X);
             /* T_z = T_zeta(A, A, A, A), A = L^-1 (zeta = A (z - mean)). */
             contract4(k, X, k, s.Linv, T, ws);
@@ -1255,6 +1205,7 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
     free(parts);
     free(yT);
     free(yM);
+    free(dq4);
     setup_free(&s);
     return st;
 }
@@ -1340,7 +1291,8 @@ sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, con
     }
     /* The same labels as sl_s4_tensor's T. */
     if (!st)
-        st = detrend(n, k, s.zeta, y, opt.detrend < 0 || opt.detrend > 3 ? 3 : opt.detrend, yT);
+        st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend < 0 || opt.detrend > 4 ? 3 : opt.detrend,
+                           yT, NULL);
     if (!st) {
         ctx_init(c, &opt, n, &s);
         /* The directions in zeta coordinates: b_zeta = L' b_z, since
@@ -1477,10 +1429,4 @@ sl_status sl_moments_projected(const sl_s4_options *opt, size_t n, size_t d, con
     }
     *out = m;
     return SL_OK;
-}
-
-sl_status sl_s4_detrend(size_t n, size_t k, const double *Z, const double *y, int deg, double *r) {
-    if (!Z || !y || !r || n == 0 || k == 0) return sl_error(SL_EINVAL, "detrend: empty input");
-    if (deg < 0 || deg > 3) return sl_error(SL_EINVAL, "detrend: degree %d (0..3)", deg);
-    return detrend(n, k, Z, y, deg, r);
 }
