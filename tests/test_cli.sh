@@ -393,6 +393,16 @@ check "--eval: two report lines on stderr (llsfe, kde)" test "$(wc -l <"$T/stder
 expect_est sl score --method gauss --dist gauss --input g400.csv --eval --radius 1
 inside1=$(body g400.csv | awk -F, 'NR > 1 && $1 * $1 + $2 * $2 <= 1 { c++ } END { print c + 0 }')
 check "--radius 1: $inside1 queries" awk -F, -v c="$inside1" 'NR == 2 && $5 == c { ok = 1 } END { exit !ok }' "$T/stdout"
+# Samples on a plane (x3 = x1 - x2 exactly): the global Gaussian's
+# covariance is singular to rounding; it takes a ridge and says so, and
+# every score stays finite.
+body g400.csv | awk -F, 'BEGIN { print "x1,x2,x3" } NR > 1 { printf "%s,%s,%.17g\n", $1, $2, $1 - $2 }' >plane.csv
+sl score --method gauss --input plane.csv -o plane_s.csv >"$T/stdout" 2>"$T/stderr"
+check "gauss on a plane: exit 0" test $? -eq 0
+check "gauss on a plane: the ridge reported on stderr" \
+    grep -q "^scoreloss score: gauss: one Gaussian fitted to the 400 samples; its covariance is singular .*every point regularised$" "$T/stderr"
+check "gauss on a plane: finite scores" \
+    awk -F, 'NR > 3 { for (i = 1; i <= NF; i++) if ($i + 0 != $i + 0 || $i ~ /nan|inf/) bad++ } END { exit bad > 0 }' plane_s.csv
 # One method with --eval and -o: both the file and the table.
 expect_est sl score --method kde --dist gauss --input g400.csv --eval -o ev_kde.csv
 expect_csv ev_kde.csv 400 "$S2H"

@@ -116,7 +116,7 @@ typedef struct {
 /* min_regularised, where a count can be argued for:
  *   - thin data: every local covariance is singular to 1e-18, below any
  *     tolerance, so every llsfe fit is regularised (measured N of N for each
- *     bandwidth);
+ *     bandwidth), and so is the global Gaussian's (all N reported);
  *   - far queries with a global bandwidth: the four at radius 1e3 and 1e6 have
  *     no kernel mass within reach of any sample (measured, N = 300: 4 with
  *     auto, 6 with 0.5 on all pairs, 10 with 0.5 on neighbours, whose cutoff
@@ -146,7 +146,7 @@ static const robust_case cases[] = {
     {"nearly singular, llsfe fixed", thin, 0, "llsfe", "0.5", SL_STRATEGY_ALLPAIRS, N, 0},
     {"nearly singular, llsfe knn:30", thin, 0, "llsfe", "knn:30", SL_STRATEGY_NEIGHBOURS, N, 0},
     {"nearly singular, kde fixed", thin, 0, "kde", "0.5", SL_STRATEGY_ALLPAIRS, 0, 0},
-    {"nearly singular, gauss", thin, 0, "gauss", "auto", SL_STRATEGY_AUTO, 0, 0},
+    {"nearly singular, gauss", thin, 0, "gauss", "auto", SL_STRATEGY_AUTO, N, 0},
     {"cauchy tails, llsfe const:1", cauchy, 0, "llsfe", "const:1", SL_STRATEGY_AUTO, 0, 0},
     {"cauchy tails, llsfe knn:20", cauchy, 0, "llsfe", "knn:20", SL_STRATEGY_AUTO, 0, 0},
     {"cauchy tails, kde knn:20", cauchy, 0, "kde", "knn:20", SL_STRATEGY_AUTO, 0, 0},

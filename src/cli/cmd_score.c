@@ -261,7 +261,11 @@ static void describe(const sl_score_type *type, const sl_score_options *opt, con
                      size_t n, const sl_dist *dist, char *buf, size_t len) {
     if (!is_kernel(type)) {
         if (type == &sl_score_gauss)
-            snprintf(buf, len, "gauss: one Gaussian fitted to the %zu samples", n);
+            snprintf(buf, len, "gauss: one Gaussian fitted to the %zu samples%s", n,
+                     s->regularised ? "; its covariance is singular (the samples lie on a "
+                                      "subspace, or nearly), so it took a ridge: every point "
+                                      "regularised"
+                                    : "");
         else if (type == &sl_score_hermite)
             snprintf(buf, len, "hermite: the scores of N(0, I), g = -x, H = -I");
         else if (type == &sl_score_indep)
@@ -451,7 +455,8 @@ static int run(int argc, char **argv) {
         }
         char summary[512];
         describe(type, &opt, scores, n, dist, summary, sizeof summary);
-        if (is_kernel(type)) fprintf(stderr, "scoreloss score: %s\n", summary);
+        if (is_kernel(type) || scores->regularised)
+            fprintf(stderr, "scoreloss score: %s\n", summary);
         if (output) {
             if (!(comment = cli_comment(&args, NULL, summary))) {
                 status = CLI_EXIT_FAILURE;

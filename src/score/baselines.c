@@ -43,9 +43,28 @@ sl_status sl_gauss_fit_compute(size_t n, size_t d, const double *X, sl_gauss_fit
     }
     f->scale = sqrt(tr / (double)d);
     /* A degenerate sample (constant column, points on a subspace) gets a
-     * ridge so the inverse exists; a healthy one is untouched. */
-    sl_status st = sl_spd_inverse(d, f->C, f->P, NULL, "sample covariance");
-    for (double ridge = 1e-9; st != SL_OK && ridge <= 1.0; ridge *= 100) {
+     * ridge so the inverse exists and is reported; a healthy one is
+     * untouched. Cholesky alone can succeed on a covariance singular to
+     * rounding (eigenvalue ratio 1e-18) and return a precision of 1e18:
+     * the eigenvalues decide (below 1e-12 of the largest: a ridge). */
+    double *w = malloc(d * sizeof *w), *V = malloc(d * d * sizeof *V);
+    sl_status st = w && V ? sl_sym_eigen(d, f->C, w, V) : sl_error(SL_ENOMEM, "out of memory");
+    if (!st) {
+        double lo = w[0], hi = w[0];
+        for (size_t a = 1; a < d; ++a) {
+            lo = fmin(lo, w[a]);
+            hi = fmax(hi, w[a]);
+        }
+        if (!(lo > 1e-12 * hi)) {
+            f->regularised = 1;
+            for (size_t a = 0; a < d; ++a) f->C[a * d + a] += 1e-9 * tr / (double)d;
+        }
+        st = sl_spd_inverse(d, f->C, f->P, NULL, "sample covariance");
+    }
+    free(w);
+    free(V);
+    for (double ridge = 1e-7; st != SL_OK && ridge <= 1.0; ridge *= 100) {
+        f->regularised = 1;
         for (size_t a = 0; a < d; ++a) f->C[a * d + a] += ridge * tr / (double)d;
         st = sl_spd_inverse(d, f->C, f->P, NULL, "sample covariance");
     }
@@ -78,6 +97,8 @@ static sl_status gauss_estimate(const sl_score_options *opt, size_t n, size_t d,
                     out->G + i * d, 1);
         for (size_t k = 0; k < d * d; ++k) out->H[i * d * d + k] = -fit.P[k];
     }
+    /* A ridge on the global covariance regularises every point's scores. */
+    if (fit.regularised) out->regularised = nq;
     free(diff);
     sl_gauss_fit_release(&fit);
     return SL_OK;

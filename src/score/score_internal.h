@@ -126,7 +126,8 @@ sl_status sl_moments_neighbours(const sl_kdtree *tree, size_t n, size_t d, const
 typedef struct sl_gauss_fit {
     size_t d;
     double *m, *C, *P;
-    double scale; /* sqrt(tr(C) / d), the typical coordinate spread */
+    double scale;    /* sqrt(tr(C) / d), the typical coordinate spread */
+    int regularised; /* 1 when C was singular or nearly so and took a ridge */
 } sl_gauss_fit;
 
 sl_status sl_gauss_fit_compute(size_t n, size_t d, const double *X, sl_gauss_fit *out);
