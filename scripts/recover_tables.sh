@@ -91,14 +91,16 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
     header
     for dist in logistic student agmm; do
         run "$dist, exact (full S_4)" 3 $dist 10 1000000 5 random -- --score exact --dist $dist
+        run "$dist, exact (full S_4), refinement off" 3 $dist 10 1000000 5 random -- \
+            --score exact --dist $dist --refine none
         run "$dist, exact (full S_4), cubic control variate" 3 $dist 10 1000000 5 random -- \
-            --score exact --dist $dist --detrend 3
+            --score exact --dist $dist --detrend 3 --refine none
         run "$dist, exact (full S_4), raw labels" 3 $dist 10 1000000 5 random -- --score exact \
-            --dist $dist --detrend 0
+            --dist $dist --detrend 0 --refine none
         [ $dist = agmm ] && run "$dist, exact, projected route" 3 $dist 10 1000000 5 random -- \
             --score exact --dist $dist --route projected
-        [ $dist = agmm ] && run "$dist, exact, sign-free" 3 $dist 10 1000000 5 random -- \
-            --score exact --dist $dist --loss signfree
+        [ $dist = agmm ] && run "$dist, exact, sign-free (before the refinement)" 3 $dist 10 \
+            1000000 5 random -- --score exact --dist $dist --loss signfree --refine none
         run "$dist, exact g and H only (quadratic S_4)" 3 $dist 10 1000000 5 random -- \
             --score exact --dist $dist --route quadratic --mode tensor
         run "$dist, hermite" 3 $dist 10 1000000 5 random -- --score hermite --mode tensor
@@ -108,12 +110,14 @@ if [ "$WHAT" = exact ] || [ "$WHAT" = all ]; then
     echo "### Whitening: N(0, I), d = 10, k = 5, W random with condition number 10, n = 10^6 (10 seeds per row)"
     echo
     header
-    run "gauss, exact (labels detrended, the default)" 10 gauss 10 1000000 5 random:10 -- \
-        --score exact --dist gauss
+    run "gauss, exact (the default: control variates and refinement)" 10 gauss 10 1000000 5 \
+        random:10 -- --score exact --dist gauss
+    run "gauss, exact, control variates, no refinement" 10 gauss 10 1000000 5 random:10 -- \
+        --score exact --dist gauss --refine none
     run "gauss, exact, cubic control variate" 10 gauss 10 1000000 5 random:10 -- \
-        --score exact --dist gauss --detrend 3
+        --score exact --dist gauss --detrend 3 --refine none
     run "gauss, exact, raw labels" 10 gauss 10 1000000 5 random:10 -- --score exact --dist gauss \
-        --detrend 0
+        --detrend 0 --refine none
     run "gauss, l2" 10 gauss 10 1000000 5 random:10 -- --loss l2 --restarts 1
     echo
 fi

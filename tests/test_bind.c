@@ -162,6 +162,7 @@ START_TEST(test_recover_options_bad) {
         {"s4-reference", "0", "option s4-reference"},
         {"u-rows", "-1", "option u-rows"},
         {"detrend", "5", "option detrend"},
+        {"refine", "als", "unknown refine 'als' (expected auto, cp or none)"},
         {"assume", "gaussian", "unknown assume 'gaussian' (expected none or independent)"},
         {"nosuch", "1", "unknown recover option 'nosuch'"},
     };

@@ -653,6 +653,7 @@ for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2"
     "labels: minus their quadratic fit in x for M2 \(its Hessian added back\), minus their polynomial of degree 4 in z = U'x for T \(its fourth derivative added back\)" \
     "error: $NUM \(max form\), [0-2] of 2 true directions found; min form $NUM" \
     "worst matched angle: $NUM degrees" \
+    "refined: directions by a least-squares fit of the unwhitened T \(residual $NUM -> $NUM, [0-9]+ BFGS iterations\)" \
     "M2 eigenvalues: $NUM $NUM \| $NUM \(after \| : the largest outside the span\)" \
     "signal: $NUM $NUM \(sign used -1\)" \
     "T\(b,b,b,b\) along the directions found: $NUM \(se $NUM\) $NUM \(se $NUM\)" \
@@ -663,7 +664,7 @@ for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2"
     "seconds: scores $NUM, moments $NUM, sgd $NUM, second layer $NUM"; do
     check "recover summary has /$line/" grep -Eqx "$line" rsum.txt
 done
-check "recover summary: 13 lines, no warning" test "$(wc -l <rsum.txt)" -eq 13
+check "recover summary: 14 lines, no warning" test "$(wc -l <rsum.txt)" -eq 14
 # n = 3600 fitted rows with exact scores: the error is about 0.004 (1 - cos of
 # a few degrees); 0.05 would mean a direction was missed.
 check "recover: both directions within err_max 0.05" \
@@ -771,6 +772,8 @@ expect_fail 2 "option --route: unknown route 'foo'" $R --score exact --dist gaus
 expect_fail 2 "option --dist: is used only with --score exact" $R --score hermite --dist gauss -o $OUT
 expect_fail 2 "option --route: full needs --score exact or --assume independent" $R --score hermite --route full -o $OUT
 expect_fail 2 "option --detrend: expected an integer from 0 to 4, got '5'" $R --detrend 5 -o $OUT
+expect_fail 2 "option --refine: unknown" $R --refine foo -o $OUT
+expect_fail 2 "option --refine: the l2 loss uses no scores or moments" $R --loss l2 --refine cp -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \
     $R --score hermite --detrend 4 -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \

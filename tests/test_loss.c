@@ -680,6 +680,57 @@ START_TEST(recovery) {
 }
 END_TEST
 
+/* sl_cp4_fit on an exact tensor: T = sum_i c_i b_i^(x4) with four unit,
+ * non-orthogonal b_i in k = 4 and coefficients of both signs, started from
+ * rows about 0.2 off (lengths |c_i|^1/4): the fit returns the b_i's
+ * directions and a residual near zero. Measured: directions to 3e-16,
+ * objective 1.6 -> 1.6e-15 in 56 iterations. */
+START_TEST(cp4_fit_exact) {
+    enum { K = 4, R = 4, K4 = K * K * K * K };
+    static const double c[R] = {-1.5, -0.8, 2.0, -1.1};
+    double b[R][K], B[R * K], T[K4] = {0}, s[R];
+    gsl_rng *rng = sl_rng_alloc(29, 0);
+    for (int i = 0; i < R; ++i) {
+        double nrm = 0.0;
+        for (int a = 0; a < K; ++a) {
+            b[i][a] = gsl_ran_gaussian(rng, 1.0) + (a == i ? 1.5 : 0.0);
+            nrm += b[i][a] * b[i][a];
+        }
+        for (int a = 0; a < K; ++a) b[i][a] /= sqrt(nrm);
+        s[i] = c[i] < 0 ? -1.0 : 1.0;
+    }
+    for (int e = 0; e < K4; ++e)
+        for (int i = 0; i < R; ++i)
+            T[e] += c[i] * b[i][e / 64] * b[i][(e / 16) % 4] * b[i][(e / 4) % 4] * b[i][e % 4];
+    for (int i = 0; i < R; ++i) {
+        double nrm = 0.0, *x = B + i * K;
+        for (int a = 0; a < K; ++a) {
+            x[a] = b[i][a] + 0.2 * gsl_ran_gaussian(rng, 1.0) / 2.0;
+            nrm += x[a] * x[a];
+        }
+        for (int a = 0; a < K; ++a) x[a] *= pow(fabs(c[i]), 0.25) / sqrt(nrm);
+    }
+    gsl_rng_free(rng);
+    sl_cp4_info info;
+    ck_assert_int_eq(sl_cp4_fit(K, R, T, s, B, &info), SL_OK);
+    double worst = 0.0;
+    for (int i = 0; i < R; ++i) {
+        double dot = 0.0, nrm = 0.0;
+        for (int a = 0; a < K; ++a) {
+            dot += B[i * K + a] * b[i][a];
+            nrm += B[i * K + a] * B[i * K + a];
+        }
+        worst = fmax(worst, 1.0 - fabs(dot) / sqrt(nrm));
+        ck_assert_double_eq_tol(nrm * nrm, fabs(c[i]), 1e-6); /* |b_i|^4 = |c_i| */
+    }
+    fprintf(stderr, "cp4: directions off by %.3g, objective %.3g -> %.3g in %d iterations\n", worst,
+            info.f0, info.f, info.iterations);
+    ck_assert_msg(worst < 1e-8, "directions off by %g", worst);
+    ck_assert(info.f < 1e-12 * info.f0);
+    ck_assert_int_eq(sl_cp4_fit(K, 0, T, s, B, NULL), SL_EINVAL);
+}
+END_TEST
+
 static Suite *loss_suite(void) {
     Suite *s = suite_create("loss");
     TCase *tc = tcase_create("loss");
@@ -690,6 +741,7 @@ static Suite *loss_suite(void) {
     tcase_add_test(tc, tensor_exact_scores);
     tcase_add_test(tc, signal_synthetic);
     tcase_add_test(tc, signal_relu_gauss);
+    tcase_add_test(tc, cp4_fit_exact);
     tcase_add_loop_test(tc, gradients, 0, sizeof grad_cases / sizeof *grad_cases);
     tcase_add_test(tc, persample_equals_tensor);
 #ifdef _OPENMP

@@ -81,6 +81,21 @@ sl_status sl_moments_tensor_dist(sl_moments *m, const sl_dist *dist, const doubl
  * NULL): fills m->signal. */
 sl_status sl_moments_signal(sl_moments *m);
 
+/* Least-squares fit of a symmetric k^4 tensor T (row-major) by
+ * sum_i s_i b_i^(x4) over the r rows b_i of B (r x k; in: the start, out:
+ * the fit, lengths free so |b_i|^4 is the coefficient's size), signs s_i
+ * (+1 or -1) fixed: BFGS (GSL) on the squared Frobenius residual. recover
+ * uses it to refine the landscape's directions on the unwhitened T
+ * (src/loss/cp4.c has why and the measurements). info (may be NULL) gets
+ * the objective before and after and the iterations. SL_ENUMERIC, B
+ * untouched, when the fit does not improve on the start. */
+typedef struct sl_cp4_info {
+    double f0, f;
+    int iterations;
+} sl_cp4_info;
+sl_status sl_cp4_fit(size_t k, size_t r, const double *T, const double *signs, double *B,
+                     sl_cp4_info *info);
+
 /* T(u, u, v, v) and friends for callers (tests, landscapes): the full
  * contraction of T with four k-vectors. T must be computed. */
 double sl_moments_contract(const sl_moments *m, const double *a, const double *b, const double *c,

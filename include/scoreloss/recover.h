@@ -152,6 +152,12 @@ typedef struct sl_recover_options {
      * original method. On the estimated projected route a degree given here
      * replaces s4.detrend (the S_4 estimator's own, default 3). */
     int detrend;
+    /* After the landscape loss: refine its directions by a least-squares fit
+     * of the unwhitened T_z = T(U., U., U., U.) (sl_cp4_fit), whose noise
+     * whitening has not amplified. 1 on, 0 off, -1 (the default) automatic:
+     * on when T comes from the exact S_4 (tensor mode); off for estimated
+     * T, where it was not measured to help. */
+    int refine;
     sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
     sl_landscape_options landscape;
@@ -217,6 +223,8 @@ typedef struct sl_recover_result {
                                      4: the quartic's fourth derivative added back to T) */
     int detrend_m2;               /* the same before M2, in x (0, 1, or 2: the quadratic's
                                      Hessian added back to M2) */
+    int refined;                  /* 1 when the directions were refined on the unwhitened T */
+    sl_cp4_info refine_info;      /* that fit's objective before and after, its iterations */
     int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
                                      (projected route with an S_4 estimator, or independent) */
     int independent;              /* 1 when T came from the factorised fit */

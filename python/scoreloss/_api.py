@@ -286,7 +286,7 @@ def upper_triangle(g, H):
 _RECOVER_OPTIONS = (
     "route", "mode", "mu", "lambda", "constraint", "lr", "batch", "epochs", "restarts",
     "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "u_rows", "assume",
-    "detrend", "tensor_steps", "bw_const", "strategy", "cutoff", "knn_eps", "shrink",
+    "detrend", "refine", "tensor_steps", "bw_const", "strategy", "cutoff", "knn_eps", "shrink",
 )
 
 TRACE_COLUMNS = ("restart", "step", "epoch", "loss", "grad_norm", "error", "seconds", "full")
@@ -312,7 +312,9 @@ class RecoverResult:
     detrend: the degree of the polynomial in z = U'x the labels lost before
         T (0: none; 4 by default with exact scores, its fourth derivative
         added back to T). detrend_m2: the same in x before M2 (2: the
-        quadratic, its Hessian added back).
+        quadratic, its Hessian added back). refined: whether the directions
+        were refined by a least-squares fit of the unwhitened T (refine=
+        "auto" | "cp" | "none").
     t_estimated, independent, s4_estimator, s4_info: whether T came from
         estimated third and fourth log-derivatives, by the projected route's
         estimator (s4_info: its bandwidth, reference samples, mean
@@ -398,6 +400,7 @@ def _read_result(ptr):
     # scores, or the factorised fit of independent coordinates).
     res.detrend = int(number("detrend"))
     res.detrend_m2 = int(number("detrend_m2"))
+    res.refined = bool(number("refined"))
     res.t_estimated = bool(number("t_estimated"))
     res.independent = bool(number("independent"))
     res.s4_estimator = L.sl_recover_result_text(ptr, b"s4_estimator").decode() or None
@@ -480,7 +483,7 @@ def _check_recover_args(X, y, k):
 
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
                "strategy", "cutoff", "knn_eps", "shrink", "tensor_steps", "s4", "s4_bandwidth",
-               "s4_reference", "u_rows", "assume", "detrend")
+               "s4_reference", "u_rows", "assume", "detrend", "refine")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
 _S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "u_rows")
 

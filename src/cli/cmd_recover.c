@@ -62,6 +62,10 @@ static const cli_option options[] = {
      "n < 10 times as many), unbiased by Stein's identity and far less noisy, 0 on the quadratic "
      "route (the original method), 3 in the S_4 estimators of the projected route (which take "
      "DEG as given)"},
+    {"refine", 0, CLI_VALUE, "HOW", "auto",
+     "after the landscape loss: cp refines its directions by a least-squares fit of the "
+     "unwhitened T(U., U., U., U.), which whitening's division by small M2 eigenvalues has not "
+     "made noisy; none keeps them; auto: cp when T comes from the exact S_4, else none"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -108,7 +112,7 @@ const cli_command cli_cmd_recover = {
     "         [--score llsfe|kde|gauss|hermite|exact] [--dist SPEC]\n"
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
     "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
-    "         [--u-rows N] [--assume independent]\n"
+    "         [--u-rows N] [--assume independent] [--refine auto|cp|none]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
     "         [--constraint auto|sphere|orthonormal|none] [--lr RATE] [--batch B] [--epochs E]\n"
     "         [--restarts R] [--seed S] [--bandwidth SPEC] [--holdout FRAC] [--progress]\n"
@@ -215,13 +219,16 @@ static int parse(const cli_args *args, settings *s) {
     static const char *const routes[] = {"auto", "full", "projected", "quadratic"};
     static const char *const modes[] = {"auto", "tensor", "minibatch"};
     static const char *const constraints[] = {"auto", "sphere", "orthonormal", "none"};
-    int loss = 0, route = 0, mode = 0, constraint = 0;
+    static const char *const refines[] = {"auto", "cp", "none"};
+    int loss = 0, route = 0, mode = 0, constraint = 0, refine = 0;
     if ((status = cli_size(args, "k", 1, SIZE_MAX, &o->k)) ||
         (status = choose(args, "loss", losses, 3, &loss)) ||
         (status = choose(args, "route", routes, 4, &route)) ||
         (status = choose(args, "mode", modes, 3, &mode)) ||
-        (status = choose(args, "constraint", constraints, 4, &constraint)))
+        (status = choose(args, "constraint", constraints, 4, &constraint)) ||
+        (status = choose(args, "refine", refines, 3, &refine)))
         return status;
+    o->refine = refine == 0 ? -1 : refine == 1 ? 1 : 0;
     o->loss = (sl_recover_loss)loss;
     static const sl_recover_route route_of[] = {SL_ROUTE_AUTO, SL_ROUTE_FULL, SL_ROUTE_PROJECTED,
                                                 SL_ROUTE_QUADRATIC};
@@ -287,9 +294,10 @@ static int parse(const cli_args *args, settings *s) {
     /* Options that would be silently ignored are refused. */
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
-        static const char *const unused[] = {
-            "score",     "dist", "route",        "mode",         "mu",     "lambda", "constraint",
-            "bandwidth", "s4",   "s4-bandwidth", "s4-reference", "u-rows", "assume", "detrend"};
+        static const char *const unused[] = {"score",  "dist",         "route",        "mode",
+                                             "mu",     "lambda",       "constraint",   "bandwidth",
+                                             "s4",     "s4-bandwidth", "s4-reference", "u-rows",
+                                             "assume", "detrend",      "refine"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -428,6 +436,11 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
                          r->detrend_m2 == 2 ? " (its Hessian added back)" : "", r->detrend,
                          r->detrend == 4 ? " (its fourth derivative added back)" : "");
     }
+    if (r->refined)
+        cli_text_put(t,
+                     "refined: directions by a least-squares fit of the unwhitened T (residual "
+                     "%.4g -> %.4g, %d BFGS iterations)\n",
+                     sqrt(r->refine_info.f0), sqrt(r->refine_info.f), r->refine_info.iterations);
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
                      r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);

@@ -246,6 +246,12 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         o->route = route_of[i];
         return SL_OK;
     }
+    if (strcmp(name, "refine") == 0) {
+        static const char *const refines[] = {"auto", "cp", "none"};
+        if ((st = parse_choice(name, value, refines, 3, &i))) return st;
+        o->refine = i == 0 ? -1 : i == 1 ? 1 : 0;
+        return SL_OK;
+    }
     if (strcmp(name, "mode") == 0) {
         if ((st = parse_choice(name, value, modes, 3, &i))) return st;
         o->mode = mode_of[i];
@@ -331,7 +337,7 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         SL_EINVAL,
         "unknown recover option '%.60s' (expected k, loss, score, route, mode, act, "
         "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
-        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, bandwidth, "
+        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, refine, bandwidth, "
         "bw-const, strategy, cutoff, knn-eps or shrink)",
         name);
 }
@@ -429,6 +435,8 @@ sl_status sl_recover_result_number(const sl_recover_result *r, const char *name,
         {"seconds_s4", r->seconds_s4},
         {"detrend", (double)r->detrend},
         {"detrend_m2", (double)r->detrend_m2},
+        {"refined", (double)r->refined},
+        {"refine_residual", r->refined ? sqrt(r->refine_info.f) : NAN},
         {"t_estimated", (double)r->t_estimated},
         {"independent", (double)r->independent},
         {"u_rows", (double)r->u_rows},
