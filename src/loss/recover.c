@@ -1195,7 +1195,10 @@ static int cp_start(size_t k, size_t d, const double *Tz, const double *U, const
  * the fit does not improve on its start, W stays (res->refined 0). Starting
  * from every restart's end point instead changed nothing measured (agmm,
  * exact scores, seeds 1-3, both routes: the restarts end at the same
- * point), so one start it is. */
+ * point), nor did ten random starts beside it (the same residuals to 1%;
+ * projected route, seed 1: residual 0.439 and error 0.16 from the
+ * landscape's start, 0.435 and 0.12 with 4 of 5 from the best random one:
+ * the projected T's own noise on that sample), so one start it is. */
 static sl_status refine_directions(run *r, const sl_moments *m, double *W) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d, k2 = k * k, k4 = k2 * k2;
