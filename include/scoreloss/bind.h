@@ -73,7 +73,8 @@ void sl_recover_options_free(sl_recover_options *opt);
  *   epochs (a positive integer or auto), restarts, seed, holdout, bandwidth,
  *   s4 (cumulant, kde or quadratic), s4-bandwidth (H > 0 or auto),
  *   s4-reference (M >= 1, all or auto), u-rows (N >= 0), assume
- *   (independent, or none to clear it),
+ *   (independent, or none to clear it), detrend (0..4 or auto), refine
+ *   (auto, cp or none),
  * and besides them tensor-steps and the score options of
  * sl_score_options_set other than seed (bw-const, strategy, cutoff, knn-eps,
  * shrink), which go to score_opt. SL_EINVAL with a message naming the
@@ -104,11 +105,13 @@ sl_status sl_recover_result_array(const sl_recover_result *r, const char *name, 
 /* "k", "d", "n_train", "n_holdout", "have_error", "err_max", "err_min",
  * "distinct", "worst_angle", "sign", "tensor_mode", "holdout_error",
  * "train_error", "final_loss", "seconds_scores", "seconds_moments",
- * "seconds_sgd", "seconds_second_layer", "seconds_s4", "detrend", "t_estimated",
- * "independent", "u_rows", "s4_h", "s4_nref", "s4_mean_neighbours",
- * "s4_mean_effective", "s4_regularised", "steps", "restarts",
- * "best_restart" (0-based), "ntrace". Error fields are NAN without a truth,
- * the s4_ fields without an estimated S_4 (t_estimated 0). */
+ * "seconds_sgd", "seconds_second_layer", "seconds_s4", "detrend", "detrend_m2",
+ * "refined", "refine_residual", "t_estimated", "independent", "u_rows", "s4_h",
+ * "s4_nref", "s4_mean_neighbours", "s4_mean_effective", "s4_regularised",
+ * "steps", "restarts", "best_restart" (0-based), "ntrace". Error fields are
+ * NAN without a truth, the s4_ fields without an estimated S_4 (t_estimated
+ * 0), refine_residual (the refined fit's root residual) without a
+ * refinement. */
 sl_status sl_recover_result_number(const sl_recover_result *r, const char *name, double *value);
 
 /* "route", "stop_reason", "warnings" (one per line, "" when none),
