@@ -943,6 +943,15 @@ static sl_s4_options s4_options(const sl_recover_options *opt) {
     return s4o;
 }
 
+/* T[i0 i1 i2 i3] *= f[i0] f[i1] f[i2] f[i3] over a k^4 tensor: between
+ * the whitened coordinates (P = U |Lambda|^-1/2) and z = U'x each index
+ * scales by |lambda_i|^-1/2 one way and |lambda_i|^1/2 the other. */
+static void scale4(size_t k, const double *f, double *T) {
+    const size_t k2 = k * k, k4 = k2 * k2;
+    for (size_t e = 0; e < k4; ++e)
+        T[e] *= f[e / (k2 * k)] * f[(e / k2) % k] * f[(e / k) % k] * f[e % k];
+}
+
 /* The degree of the polynomial control variate (sl_detrend_cv) in k
  * variables over n rows: the largest up to max whose fit has at most 300
  * terms (its cost is n terms^2) and at most n / 10 of them (fewer, and the
@@ -1144,13 +1153,17 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
     } else if (!st && route != SL_ROUTE_QUADRATIC) {
         st = exact_tensor(r, m, route);
         if (!st && dq4) {
-            /* T = E[(y - q) S_4] + D^4 q, in the whitened coordinates:
-             * z = U'x and P = U |Lambda|^-1/2, so each index i scales by
-             * |lambda_i|^-1/2. */
-            const size_t kk = k * k;
-            for (size_t e = 0; e < kk * kk; ++e)
-                m->T[e] += dq4[e] / sqrt(fabs(m->evals[e / (kk * k)] * m->evals[(e / kk) % k] *
-                                              m->evals[(e / k) % k] * m->evals[e % k]));
+            /* T = E[(y - q) S_4] + D^4 q, D^4 q taken from z to the
+             * whitened coordinates. */
+            double *f = malloc(k * sizeof *f);
+            if (!f) {
+                st = sl_error(SL_ENOMEM, "out of memory");
+            } else {
+                for (size_t i = 0; i < k; ++i) f[i] = 1.0 / sqrt(fabs(m->evals[i]));
+                scale4(k, f, dq4);
+                cblas_daxpy((int)(k * k * k * k), 1.0, dq4, 1, m->T, 1);
+                free(f);
+            }
         }
     }
     free(dq4);
@@ -1167,21 +1180,21 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
 }
 
 /* Start rows for the fit from directions W (k x d): b_i = |t_i|^1/4 u_i,
- * u_i = U'w_i normalised, t_i = T_z(u_i^4), its sign into s. Returns 0, or
- * -1 when a direction has no part in span(U). */
-static int cp_start(size_t k, size_t d, const double *Tz, const double *U, const double *W,
-                    double *B, double *s) {
-    const size_t k2 = k * k, k4 = k2 * k2;
+ * u_i = U'w_i normalised, t_i = T_z(u_i^4) = T_w(v^4) with v = sq u (sq:
+ * |lambda|^1/2; v is scratch, k), its sign into s. Returns 0, or -1 when a
+ * direction has no part in span(U). */
+static int cp_start(const sl_moments *m, const double *sq, size_t d, const double *W, double *B,
+                    double *s, double *v) {
+    const size_t k = m->k;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, W, (int)d,
-                U, (int)k, 0.0, B, (int)k);
+                m->U, (int)k, 0.0, B, (int)k);
     for (size_t i = 0; i < k; ++i) {
         double *b = B + i * k;
         const double nrm = cblas_dnrm2((int)k, b, 1);
         if (!(nrm > 0.0)) return -1;
         cblas_dscal((int)k, 1.0 / nrm, b, 1);
-        double t = 0.0;
-        for (size_t e = 0; e < k4; ++e)
-            t += Tz[e] * b[e / (k2 * k)] * b[(e / k2) % k] * b[(e / k) % k] * b[e % k];
+        for (size_t a = 0; a < k; ++a) v[a] = sq[a] * b[a];
+        const double t = sl_moments_contract(m, v, v, v, v);
         s[i] = t < 0.0 ? -1.0 : 1.0;
         const double len = pow(fabs(t), 0.25);
         if (len > 0.0) cblas_dscal((int)k, len, b, 1);
@@ -1203,13 +1216,13 @@ static sl_status refine_directions(run *r, const sl_moments *m, double *W) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d, k2 = k * k, k4 = k2 * k2;
     double *Tz = malloc(k4 * sizeof *Tz), *B = malloc(k2 * sizeof *B), *s = malloc(k * sizeof *s),
-           *sq = malloc(k * sizeof *sq);
+           *sq = malloc(2 * k * sizeof *sq);
     sl_status st = Tz && B && s && sq ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
     if (!st) {
         for (size_t i = 0; i < k; ++i) sq[i] = sqrt(fabs(m->evals[i]));
-        for (size_t e = 0; e < k4; ++e)
-            Tz[e] = m->T[e] * sq[e / (k2 * k)] * sq[(e / k2) % k] * sq[(e / k) % k] * sq[e % k];
-        if (cp_start(k, d, Tz, m->U, W, B, s))
+        memcpy(Tz, m->T, k4 * sizeof *Tz);
+        scale4(k, sq, Tz);
+        if (cp_start(m, sq, d, W, B, s, sq + k))
             st = sl_error(SL_ENUMERIC, "a direction found has no part in span(U)");
     }
     if (!st) {
