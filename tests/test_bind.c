@@ -93,7 +93,8 @@ START_TEST(test_recover_options_good) {
                  {"seed", "99"},         {"holdout", "0"},          {"tensor-steps", "50"},
                  {"bandwidth", "knn:9"}, {"shrink", "2"},           {"k", "2"},
                  {"s4", "kde"},          {"s4-bandwidth", "0.7"},   {"s4-reference", "all"},
-                 {"u-rows", "0"},        {"assume", "independent"}, {"detrend", "3"}};
+                 {"u-rows", "0"},        {"assume", "independent"}, {"detrend", "3"},
+                 {"refit", "2"},         {"refit-scale", "0.3"},    {"refit-rows", "1000"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         ck_assert_msg(sl_recover_options_set(o, cases[i].name, cases[i].value) == SL_OK, "%s: %s",
                       cases[i].name, sl_last_error());
@@ -123,6 +124,11 @@ START_TEST(test_recover_options_good) {
     ck_assert_uint_eq(o->s4.reference, 0);
     ck_assert_uint_eq(o->u_rows, 0);
     ck_assert_int_eq(o->assume_independent, 1);
+    ck_assert_int_eq(o->refit, 2);
+    ck_assert_double_eq(o->s4.cv_scale, 0.3);
+    ck_assert_uint_eq(o->refit_rows, 1000);
+    ck_assert_int_eq(sl_recover_options_set(o, "refit", "auto"), SL_OK);
+    ck_assert_int_eq(o->refit, -1);
     sl_s4_options s4def;
     sl_s4_options_default(&s4def);
     ck_assert_int_eq(sl_recover_options_set(o, "s4-bandwidth", "auto"), SL_OK);
@@ -163,6 +169,9 @@ START_TEST(test_recover_options_bad) {
         {"u-rows", "-1", "option u-rows"},
         {"detrend", "5", "option detrend"},
         {"refine", "als", "unknown refine 'als' (expected auto, cp or none)"},
+        {"refit", "21", "option refit: expected an integer from 0 to 20"},
+        {"refit-scale", "0", "option refit-scale: expected a number > 0"},
+        {"refit-rows", "x", "option refit-rows"},
         {"assume", "gaussian", "unknown assume 'gaussian' (expected none or independent)"},
         {"nosuch", "1", "unknown recover option 'nosuch'"},
     };

@@ -720,6 +720,13 @@ check "recover (llsfe): the method line" \
     grep -q "^method: loss landscape, scores llsfe, route projected, tensor mode" "$T/stdout"
 check "recover (llsfe): the S_4 line names the estimator" grep -q "^S_4: kde estimator on z = U'x" "$T/stdout"
 expect_csv rw2.csv 2 "a,w1,w2"
+check "recover (llsfe): three refit passes by default, the kept one named" \
+    grep -Eqx "refit: 3 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){3}; kept (the first estimate, pass 0|pass [1-3]) \(its second layer fits best\)" "$T/stdout"
+check "recover (llsfe): the refit passes' seconds" grep -Eq "^seconds: .*, refit passes $NUM$" "$T/stdout"
+sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
+    >"$T/stdout" 2>"$T/stderr"
+check "recover --refit 0: exit 0, no passes" \
+    sh -c '[ $1 -eq 0 ] && ! grep -q "^refit:" "$2"' sh $? "$T/stdout"
 # Warnings go to stderr as they arise and into the summary: gmm2 has mixed
 # signal signs for this W (measured: 17.3 and -2.1 at n = 45000).
 expect_ok sl sample --dist gmm2 --d 3 --n 50000 --seed 1 -o rxg.csv
@@ -774,6 +781,16 @@ expect_fail 2 "option --route: full needs --score exact or --assume independent"
 expect_fail 2 "option --detrend: expected an integer from 0 to 4, got '5'" $R --detrend 5 -o $OUT
 expect_fail 2 "option --refine: unknown" $R --refine foo -o $OUT
 expect_fail 2 "option --refine: the l2 loss uses no scores or moments" $R --loss l2 --refine cp -o $OUT
+expect_fail 2 "option --refit: expected an integer from 0 to 20, got '21'" $R --refit 21 -o $OUT
+expect_fail 2 "option --refit: applies to estimated scores on the projected route only" \
+    $R --score exact --dist gauss --refit 2 -o $OUT
+expect_fail 2 "option --refit: applies to estimated scores on the projected route only" \
+    $R --route quadratic --refit 2 -o $OUT
+expect_fail 2 "option --refit: the passes refine the directions: leave out --refine none" \
+    $R --refine none --refit 2 -o $OUT
+expect_fail 2 "option --refit: the l2 loss uses no scores or moments" $R --loss l2 --refit 1 -o $OUT
+expect_fail 2 "option --refit-scale: expected a number > 0, got '0'" $R --refit-scale 0 -o $OUT
+expect_fail 2 "option --refit-rows: expected a non-negative integer, got '-1'" $R --refit-rows -1 -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \
     $R --score hermite --detrend 4 -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \

@@ -155,9 +155,27 @@ typedef struct sl_recover_options {
     /* After the landscape loss: refine its directions by a least-squares fit
      * of the unwhitened T_z = T(U., U., U., U.) (sl_cp4_fit), whose noise
      * whitening has not amplified. 1 on, 0 off, -1 (the default) automatic:
-     * on when T comes from the exact S_4 (tensor mode); off for estimated
-     * T, where it was not measured to help. */
+     * on when T comes from the exact S_4 (tensor mode) or refit passes
+     * follow (they refine after each pass); else off. */
     int refine;
+    /* On the estimated projected route, after the refinement: this many
+     * passes that estimate M2 and T again with the directions found as ridge
+     * control variates and refine on them (SL_REFIT_MAX at most). The labels
+     * lose their least-squares fit on the smoothed ReLUs of those directions
+     * (beside the linear fit in x for M2, the cubic in z for T) and the fit's
+     * second or fourth derivative is added back. With exact scores this
+     * changes nothing in expectation whatever the directions (Stein's
+     * identity); with estimated ones the estimator's error multiplies only
+     * what the fit leaves, which shrinks as the directions approach the true
+     * ones. Each pass costs one S_4 estimation; the d-dimensional scores are
+     * kept from the first. -1 (the default): SL_REFIT_AUTO passes on that
+     * route (needs refine not 0), none elsewhere; 0 none. */
+    int refit;
+    /* The rows whose S_4 estimates enter T in those passes: a seeded subset
+     * of the fitted rows (0 = all; default SL_RECOVER_REFIT_ROWS). The
+     * passes' labels have lost most of y, so T needs fewer rows than the
+     * first estimate; the estimator's cost is proportional to them. */
+    size_t refit_rows;
     sl_recover_mode mode; /* default auto */
     /* The loss: kind is set from loss; sign 0 estimates it. */
     sl_landscape_options landscape;
@@ -183,8 +201,12 @@ typedef struct sl_recover_options {
 } sl_recover_options;
 
 #define SL_RECOVER_U_ROWS 20000
+#define SL_RECOVER_REFIT_ROWS 200000
 
 void sl_recover_options_default(sl_recover_options *opt);
+
+#define SL_REFIT_MAX 20
+#define SL_REFIT_AUTO 3
 
 typedef struct sl_recover_result {
     size_t k, d;
@@ -217,14 +239,20 @@ typedef struct sl_recover_result {
     double *found_signal_se; /* k */
     double *truth_signal;    /* truth's k, or NULL */
     size_t ntruth_signal;
-    int sign;                     /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
-    sl_recover_route route;       /* where T came from */
-    int detrend;                  /* the degree the labels were detrended by before T (0: none;
-                                     4: the quartic's fourth derivative added back to T) */
-    int detrend_m2;               /* the same before M2, in x (0, 1, or 2: the quadratic's
-                                     Hessian added back to M2) */
-    int refined;                  /* 1 when the directions were refined on the unwhitened T */
-    sl_cp4_info refine_info;      /* that fit's objective before and after, its iterations */
+    int sign;                /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
+    sl_recover_route route;  /* where T came from */
+    int detrend;             /* the degree the labels were detrended by before T (0: none;
+                                4: the quartic's fourth derivative added back to T) */
+    int detrend_m2;          /* the same before M2, in x (0, 1, or 2: the quadratic's
+                                Hessian added back to M2) */
+    int refined;             /* 1 when the directions were refined on the unwhitened T */
+    sl_cp4_info refine_info; /* that fit's objective before and after, its iterations */
+    int refits;              /* ridge control-variate passes run (options.refit) */
+    /* With a truth, err_max after each of those passes (refits values). */
+    double refit_error[SL_REFIT_MAX];
+    /* The pass whose directions were kept (0: the first estimate's): the one
+     * whose least-squares second layer fits the fitted rows best. */
+    int refit_kept;
     int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
                                      (projected route with an S_4 estimator, or independent) */
     int independent;              /* 1 when T came from the factorised fit */
@@ -237,8 +265,9 @@ typedef struct sl_recover_result {
     double final_loss;            /* the best restart's final full loss */
     sl_sgd_result *sgd;           /* restart losses, trace, steps, stop reason */
     double seconds_scores, seconds_moments, seconds_sgd, seconds_second_layer;
-    double seconds_s4; /* the projected S_4 estimate (part of seconds_moments) */
-    char *warnings;    /* one warning per line, or NULL */
+    double seconds_s4;    /* the projected S_4 estimate (part of seconds_moments) */
+    double seconds_refit; /* the refit passes (options.refit); not part of the others */
+    char *warnings;       /* one warning per line, or NULL */
 } sl_recover_result;
 
 void sl_recover_result_free(sl_recover_result *r);

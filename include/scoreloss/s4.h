@@ -76,6 +76,18 @@ typedef struct sl_s4_options {
                       the quadratic's Hessian (sl_detrend_cv); the bias left is the estimator's
                       error times the residual only */
     uint64_t seed; /* the reference subset */
+    /* Ridge control variates (sl_detrend_ridge_cv): with cv_ridges > 0, T's
+     * labels are y minus its joint least-squares fit on the polynomial of
+     * degree detrend and the smoothed ReLUs phi(v_j'z), v_j the rows of
+     * cv_dirs (cv_ridges x k, in the coordinates of z, the kink at v_j'z = 0),
+     * and the fit's fourth derivative is added back. Unbiased for exact
+     * scores whatever the directions; for estimated ones the bias left is the
+     * estimator's error times the residual, which is small when the v_j are
+     * near the true directions. cv_scale: the smoothing in units of the
+     * standard deviation of v_j'z (default 0.2). */
+    size_t cv_ridges;
+    const double *cv_dirs;
+    double cv_scale;
 } sl_s4_options;
 
 void sl_s4_options_default(sl_s4_options *opt);
@@ -141,6 +153,22 @@ sl_status sl_s4_detrend(size_t n, size_t k, const double *Z, const double *y, in
  * src/loss/detrend.c has the measurements. */
 sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, int deg, double *r,
                         double *dq);
+
+/* The control variate with ridge columns: r = y minus its joint
+ * least-squares fit q on the monomials of degree 0..deg (0..4) in the n
+ * rows of Z (n x k) and the nr smoothed ReLUs phi_s(t_j), t_j = u_j'z + c_j
+ * (u_j the rows of U, nr x k; c: nr) divided by its standard deviation over
+ * the rows, phi_s(t) = s log(1 + e^(t/s)), s > 0: a ReLU with its kink at
+ * u_j'z + c_j = 0 smoothed on s standard deviations. dq (k^order entries,
+ * order 2 or 4; may be NULL) gets D^order q averaged over the rows: the
+ * polynomial's part when deg = order, plus each ridge's a_j
+ * mean(phi_s^(order)) along its direction. coef (nr, may be NULL) gets the
+ * a_j. As for sl_detrend_cv, E[y S_m] = E[r S_m] + E[D^m q] for the exact
+ * score of order m, here up to the sampling error of the average over the
+ * rows; r may alias y. */
+sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double *y, int deg,
+                              int order, size_t nr, const double *U, const double *c, double s,
+                              double *r, double *dq, double *coef);
 
 /* The number of monomials of degree 0..deg in k variables. */
 size_t sl_detrend_terms(size_t k, int deg);

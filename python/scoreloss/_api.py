@@ -286,7 +286,8 @@ def upper_triangle(g, H):
 _RECOVER_OPTIONS = (
     "route", "mode", "mu", "lambda", "constraint", "lr", "batch", "epochs", "restarts",
     "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "u_rows", "assume",
-    "detrend", "refine", "tensor_steps", "bw_const", "strategy", "cutoff", "knn_eps", "shrink",
+    "detrend", "refine", "refit", "refit_scale", "refit_rows", "tensor_steps", "bw_const",
+    "strategy", "cutoff", "knn_eps", "shrink",
 )
 
 TRACE_COLUMNS = ("restart", "step", "epoch", "loss", "grad_norm", "error", "seconds", "full")
@@ -314,7 +315,13 @@ class RecoverResult:
         added back to T). detrend_m2: the same in x before M2 (2: the
         quadratic, its Hessian added back). refined: whether the directions
         were refined by a least-squares fit of the unwhitened T (refine=
-        "auto" | "cp" | "none").
+        "auto" | "cp" | "none"). refits: the passes that estimated M2 and T
+        again with the directions found as control variates (refit= "auto" |
+        N; refit_scale= their smoothing, default 0.2; refit_rows= the rows
+        of their T, default 200000), refit_error: err_max after each (None
+        without a truth), refit_kept: the pass whose directions were kept
+        (0: the first estimate), the one whose second layer fits the fitted
+        rows best.
     t_estimated, independent, s4_estimator, s4_info: whether T came from
         estimated third and fourth log-derivatives, by the projected route's
         estimator (s4_info: its bandwidth, reference samples, mean
@@ -401,12 +408,16 @@ def _read_result(ptr):
     res.detrend = int(number("detrend"))
     res.detrend_m2 = int(number("detrend_m2"))
     res.refined = bool(number("refined"))
+    res.refits = int(number("refits"))
+    res.refit_kept = int(number("refit_kept"))
+    res.refit_error = array("refit_error")
     res.t_estimated = bool(number("t_estimated"))
     res.independent = bool(number("independent"))
     res.s4_estimator = L.sl_recover_result_text(ptr, b"s4_estimator").decode() or None
     res.s4_info = None
     if res.t_estimated and not res.independent:
         res.seconds["s4"] = number("seconds_s4")
+        res.seconds["refit"] = number("seconds_refit")
         res.s4_info = {
             "bandwidth": number("s4_h"),
             "reference": int(number("s4_nref")),
@@ -483,9 +494,11 @@ def _check_recover_args(X, y, k):
 
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
                "strategy", "cutoff", "knn_eps", "shrink", "tensor_steps", "s4", "s4_bandwidth",
-               "s4_reference", "u_rows", "assume", "detrend", "refine")
+               "s4_reference", "u_rows", "assume", "detrend", "refine", "refit", "refit_scale",
+               "refit_rows")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
-_S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "u_rows")
+_S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "u_rows", "refit", "refit_scale",
+            "refit_rows")
 
 
 def _refuse_ignored(loss, score, dist, options):
@@ -536,7 +549,8 @@ def recover(X, y, k, loss="landscape", score="llsfe", dist=None, truth=None, act
     meanings and defaults: route, mode, mu, lambda_ (or lambda via **),
     constraint, lr, batch, epochs ("auto" or a count), restarts, seed,
     bandwidth, holdout, s4 (cumulant, kde, quadratic), s4_bandwidth,
-    s4_reference, u_rows, assume ("independent"), and tensor_steps,
+    s4_reference, u_rows, assume ("independent"), detrend, refine, refit
+    ("auto" or a count), refit_scale, refit_rows, and tensor_steps,
     bw_const, strategy, cutoff, knn_eps, shrink. Returns a RecoverResult.
     """
     X, y, k = _check_recover_args(X, y, k)

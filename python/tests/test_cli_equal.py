@@ -231,6 +231,10 @@ class TestRecover(CliCase):
          dict(score="hermite", route="quadratic", detrend=2, epochs=1)),
         (["--score", "exact", "--dist", "logistic", "--detrend", "auto", "--epochs", "1"],
          dict(score="exact", dist="logistic", detrend="auto", epochs=1)),
+        (["--score", "gauss", "--route", "projected", "--refit", "2", "--refit-scale", "0.3",
+          "--refit-rows", "500", "--epochs", "1"],
+         dict(score="gauss", route="projected", refit=2, refit_scale=0.3, refit_rows=500,
+              epochs=1)),
     ]
 
     def test_equal_to_cli(self):
@@ -267,6 +271,21 @@ class TestRecover(CliCase):
                                   % (kw.get("score", "llsfe"), r.s4_info["u_rows"]), summary)
                 if r.independent:
                     self.assertIn("S_4: independent coordinates", summary)
+                # The refit passes: 3 by default on the estimated projected
+                # route, as asked otherwise, none elsewhere.
+                if kw.get("refit") is not None:
+                    self.assertEqual(r.refits, kw["refit"])
+                elif r.t_estimated and not r.independent:
+                    self.assertEqual(r.refits, 3)
+                else:
+                    self.assertEqual(r.refits, 0)
+                if r.refits:
+                    self.assertIn("refit: %d passes" % r.refits, summary)
+                    self.assertEqual(len(r.refit_error), r.refits)
+                    self.assertIn("refit", r.seconds)
+                    self.assertIn("kept %s%d" % ("pass " if r.refit_kept else
+                                                 "the first estimate, pass ", r.refit_kept),
+                                  summary)
                 # The labels' detrending: 4 by default with the exact S_4 (3 in
                 # minibatch mode), 3 in the projected route's S_4 estimator,
                 # else as asked.

@@ -65,7 +65,20 @@ static const cli_option options[] = {
     {"refine", 0, CLI_VALUE, "HOW", "auto",
      "after the landscape loss: cp refines its directions by a least-squares fit of the "
      "unwhitened T(U., U., U., U.), which whitening's division by small M2 eigenvalues has not "
-     "made noisy; none keeps them; auto: cp when T comes from the exact S_4, else none"},
+     "made noisy; none keeps them; auto: cp when T comes from the exact S_4 or refit passes "
+     "follow, else none"},
+    {"refit", 0, CLI_VALUE, "N", "auto",
+     "estimated scores, projected route: after the refinement, N passes (0..20) that estimate "
+     "M2 and T again with the directions found as control variates (the labels minus their fit "
+     "on the smoothed ReLUs of those directions, the fit's derivatives added back) and refine "
+     "on them; each pass costs one S_4 estimation; auto: 3 there (0 with --refine none), 0 "
+     "elsewhere"},
+    {"refit-scale", 0, CLI_VALUE, "S", "0.2",
+     "the control variates' ReLUs smoothed on S standard deviations of w'x (softplus); smaller "
+     "leaves less of the ReLU in the residual, larger averages the fourth derivative over more "
+     "samples"},
+    {"refit-rows", 0, CLI_VALUE, "N", "200000",
+     "the rows (a seeded subset; 0 = all) whose S_4 estimates enter T in the refit passes"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -113,7 +126,7 @@ const cli_command cli_cmd_recover = {
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
     "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
     "         [--u-rows N] [--assume independent] [--detrend auto|0..4]\n"
-    "         [--refine auto|cp|none]\n"
+    "         [--refine auto|cp|none] [--refit auto|N] [--refit-scale S] [--refit-rows N]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
     "         [--constraint auto|sphere|orthonormal|none] [--lr RATE] [--batch B] [--epochs E]\n"
     "         [--restarts R] [--seed S] [--bandwidth SPEC] [--holdout FRAC] [--progress]\n"
@@ -122,8 +135,10 @@ const cli_command cli_cmd_recover = {
     "(U, Lambda) -> the whitened fourth moment and its signal coefficients -> Adam\n"
     "on the loss over k unit columns b_j in whitened space -> w_j proportional to\n"
     "U |Lambda|^(1/2) b_j -> (exact S_4: --refine) the w_j refined by a least-squares\n"
-    "fit of the unwhitened fourth moment -> signs and second layer a by least\n"
-    "squares. With --loss l2, Adam on the squared loss over (W, a) from a random\n"
+    "fit of the unwhitened fourth moment -> (estimated S_4: --refit) M2 and T\n"
+    "estimated again with the w_j as control variates, the w_j refined again, a few\n"
+    "times -> signs and second layer a by least squares. With --loss l2, Adam on the squared loss "
+    "over (W, a) from a random\n"
     "start instead.\n"
     "The held-out rows are set aside first; every step fits on the others.\n"
     "\n"
@@ -232,6 +247,15 @@ static int parse(const cli_args *args, settings *s) {
         (status = choose(args, "refine", refines, 3, &refine)))
         return status;
     o->refine = refine == 0 ? -1 : refine == 1 ? 1 : 0;
+    if ((status =
+             cli_double(args, "refit-scale", DBL_MIN, HUGE_VAL, "a number > 0", &o->s4.cv_scale)))
+        return status;
+    if ((status = cli_size(args, "refit-rows", 0, SIZE_MAX, &o->refit_rows))) return status;
+    if (strcmp(cli_value(args, "refit"), "auto") != 0) {
+        size_t passes = 0;
+        if ((status = cli_size(args, "refit", 0, SL_REFIT_MAX, &passes))) return status;
+        o->refit = (int)passes;
+    }
     o->loss = (sl_recover_loss)loss;
     static const sl_recover_route route_of[] = {SL_ROUTE_AUTO, SL_ROUTE_FULL, SL_ROUTE_PROJECTED,
                                                 SL_ROUTE_QUADRATIC};
@@ -297,10 +321,10 @@ static int parse(const cli_args *args, settings *s) {
     /* Options that would be silently ignored are refused. */
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
-        static const char *const unused[] = {"score",  "dist",         "route",        "mode",
-                                             "mu",     "lambda",       "constraint",   "bandwidth",
-                                             "s4",     "s4-bandwidth", "s4-reference", "u-rows",
-                                             "assume", "detrend",      "refine"};
+        static const char *const unused[] = {
+            "score",      "dist",      "route",  "mode",         "mu",           "lambda",
+            "constraint", "bandwidth", "s4",     "s4-bandwidth", "s4-reference", "u-rows",
+            "assume",     "detrend",   "refine", "refit",        "refit-scale"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -319,12 +343,16 @@ static int parse(const cli_args *args, settings *s) {
             return cli_option_error(args, "assume",
                                     "independent applies to estimated scores on route full or "
                                     "quadratic (the factorised fit replaces the score estimator)");
-        static const char *const s4_only[] = {"s4", "s4-bandwidth", "s4-reference", "u-rows"};
+        static const char *const s4_only[] = {"s4",    "s4-bandwidth", "s4-reference", "u-rows",
+                                              "refit", "refit-scale",  "refit-rows"};
         for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
             if (cli_given(args, s4_only[i]) &&
                 (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
                 return cli_option_error(args, s4_only[i],
                                         "applies to estimated scores on the projected route only");
+        if (o->refit > 0 && o->refine == 0)
+            return cli_option_error(args, "refit",
+                                    "the passes refine the directions: leave out --refine none");
         if (o->loss == SL_RECOVER_SIGNFREE && o->mode == SL_MODE_MINIBATCH)
             return cli_option_error(args, "mode",
                                     "the signfree loss runs on the tensor T only, not on "
@@ -444,6 +472,18 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
                      "refined: directions by a least-squares fit of the unwhitened T (residual "
                      "%.4g -> %.4g, %d BFGS iterations)\n",
                      sqrt(r->refine_info.f0), sqrt(r->refine_info.f), r->refine_info.iterations);
+    if (r->refits > 0) {
+        cli_text_put(t,
+                     "refit: %d passes with the directions as control variates (M2, U and T "
+                     "estimated again, then refined)",
+                     r->refits);
+        if (r->have_error) {
+            cli_text_put(t, "; error after each:");
+            for (int i = 0; i < r->refits; ++i) cli_text_put(t, " %.4g", r->refit_error[i]);
+        }
+        cli_text_put(t, "; kept %s%d (its second layer fits best)\n",
+                     r->refit_kept ? "pass " : "the first estimate, pass ", r->refit_kept);
+    }
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
                      r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);
@@ -501,6 +541,7 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
                  r->seconds_scores, r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
     if (r->t_estimated && !r->independent)
         cli_text_put(t, " (of the moments, S_4 %.3f)", r->seconds_s4);
+    if (r->refits > 0) cli_text_put(t, ", refit passes %.3f", r->seconds_refit);
     cli_text_put(t, "\n");
     if (r->warnings) {
         for (const char *p = r->warnings; *p;) {

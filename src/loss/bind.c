@@ -324,6 +324,20 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         o->detrend = (int)deg;
         return SL_OK;
     }
+    if (strcmp(name, "refit") == 0) {
+        if (strcmp(value, "auto") == 0) {
+            o->refit = -1;
+            return SL_OK;
+        }
+        size_t passes = 0;
+        if ((st = parse_size(name, value, 0, SL_REFIT_MAX, &passes))) return st;
+        o->refit = (int)passes;
+        return SL_OK;
+    }
+    if (strcmp(name, "refit-rows") == 0)
+        return parse_size(name, value, 0, SIZE_MAX, &o->refit_rows);
+    if (strcmp(name, "refit-scale") == 0)
+        return parse_double(name, value, DBL_MIN, HUGE_VAL, "a number > 0", &o->s4.cv_scale);
     if (strcmp(name, "assume") == 0) {
         static const char *const what[] = {"none", "independent"};
         if ((st = parse_choice(name, value, what, 2, &i))) return st;
@@ -337,8 +351,8 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         SL_EINVAL,
         "unknown recover option '%.60s' (expected k, loss, score, route, mode, act, "
         "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
-        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, refine, bandwidth, "
-        "bw-const, strategy, cutoff, knn-eps or shrink)",
+        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, refine, refit, "
+        "refit-scale, refit-rows, bandwidth, bw-const, strategy, cutoff, knn-eps or shrink)",
         name);
 }
 
@@ -395,11 +409,13 @@ sl_status sl_recover_result_array(const sl_recover_result *r, const char *name, 
         p = r->found_signal_se, n = k;
     else if (strcmp(name, "truth_signal") == 0)
         p = r->truth_signal, n = r->ntruth_signal;
+    else if (strcmp(name, "refit_error") == 0)
+        p = r->have_error && r->refits > 0 ? r->refit_error : NULL, n = (size_t)r->refits;
     else
         return sl_error(SL_EINVAL,
                         "result: unknown array '%.60s' (expected W_hat, a_hat, restart_error, "
-                        "restart_W, restart_loss, m2_evals, signal, found_signal, found_signal_se "
-                        "or truth_signal)",
+                        "restart_W, restart_loss, m2_evals, signal, found_signal, found_signal_se, "
+                        "truth_signal or refit_error)",
                         name);
     *data = p;
     *len = p ? n : 0;
@@ -433,10 +449,13 @@ sl_status sl_recover_result_number(const sl_recover_result *r, const char *name,
         {"seconds_sgd", r->seconds_sgd},
         {"seconds_second_layer", r->seconds_second_layer},
         {"seconds_s4", r->seconds_s4},
+        {"seconds_refit", r->seconds_refit},
         {"detrend", (double)r->detrend},
         {"detrend_m2", (double)r->detrend_m2},
         {"refined", (double)r->refined},
         {"refine_residual", r->refined ? sqrt(r->refine_info.f) : NAN},
+        {"refits", (double)r->refits},
+        {"refit_kept", (double)r->refit_kept},
         {"t_estimated", (double)r->t_estimated},
         {"independent", (double)r->independent},
         {"u_rows", (double)r->u_rows},

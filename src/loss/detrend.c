@@ -108,19 +108,56 @@ static void derivative(size_t k, int deg, const double *beta, double *dq) {
     }
 }
 
-sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, int deg, double *r,
-                        double *dq) {
-    if (!Z || !y || !r || n == 0 || k == 0) return sl_error(SL_EINVAL, "detrend: empty input");
-    if (deg < 0 || deg > 4) return sl_error(SL_EINVAL, "detrend: degree %d (0..4)", deg);
-    const size_t np = sl_detrend_terms(k, deg);
-    double *G = calloc(np * np + np + ROWS * np, sizeof *G);
+/* The ridge columns phi_s(u_j'z + c_j) for the r rows u_j of U (r x k),
+ * phi_s(t) = s log(1 + e^(t/s)) (a ReLU smoothed on the scale s). */
+static double softplus(double t, double s) {
+    const double u = t / s;
+    return s * (u > 0.0 ? u + log1p(exp(-u)) : log1p(exp(u)));
+}
+
+/* The fourth derivative: phi_s''''(t) = s^-3 sigma'''(t/s), sigma the
+ * logistic function, sigma''' = sigma'(1 - 6 sigma + 6 sigma^2),
+ * sigma' = sigma(1 - sigma). */
+static double softplus4(double t, double s) {
+    const double u = t / s;
+    const double sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
+    return sg * (1.0 - sg) * (1.0 - 6.0 * sg + 6.0 * sg * sg) / (s * s * s);
+}
+
+/* phi_s''(t) = sigma'(t/s) / s. */
+static double softplus2(double t, double s) {
+    const double u = t / s;
+    const double sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
+    return sg * (1.0 - sg) / s;
+}
+
+typedef struct ridge_cols {
+    size_t r;
+    const double *U, *c;
+    double s;
+} ridge_cols;
+
+static void design_row(size_t k, int deg, const ridge_cols *rc, const double *z, double *phi) {
+    monomials(k, deg, z, phi);
+    if (!rc) return;
+    double *col = phi + sl_detrend_terms(k, deg);
+    for (size_t j = 0; j < rc->r; ++j)
+        col[j] = softplus(cblas_ddot((int)k, rc->U + j * k, 1, z, 1) + rc->c[j], rc->s);
+}
+
+/* Least squares of y on the design (the monomials of degree 0..deg, then
+ * the ridge columns): the residual into r, the np coefficients into b. */
+static sl_status fit(size_t n, size_t k, const double *Z, const double *y, int deg,
+                     const ridge_cols *rc, double *r, double *b, size_t np) {
+    double *G = calloc(np * np + ROWS * np, sizeof *G);
     if (!G) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu terms", np);
-    double *b = G + np * np, *Phi = b + np;
+    double *Phi = G + np * np;
+    memset(b, 0, np * sizeof *b);
     const int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     for (size_t lo = 0; lo < n; lo += ROWS) {
         const size_t nb = n - lo < ROWS ? n - lo : ROWS;
-        for (size_t j = 0; j < nb; ++j) monomials(k, deg, Z + (lo + j) * k, Phi + j * np);
+        for (size_t j = 0; j < nb; ++j) design_row(k, deg, rc, Z + (lo + j) * k, Phi + j * np);
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)np, (int)nb, 1.0, Phi, (int)np, 1.0,
                     G, (int)np);
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)nb, (int)np, 1.0, Phi, (int)np, y + lo, 1, 1.0,
@@ -130,25 +167,105 @@ sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, in
     sl_status st = SL_OK;
     if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)np, 1, G, (lapack_int)np, b, 1) != 0)
         st = sl_error(SL_ENUMERIC,
-                      "detrend: the polynomial fit of degree %d of the labels is singular (%zu "
-                      "terms, %zu rows)",
+                      "detrend: the fit of degree %d of the labels is singular (%zu terms, %zu "
+                      "rows)",
                       deg, np, n);
     for (size_t lo = 0; !st && lo < n; lo += ROWS) {
         const size_t nb = n - lo < ROWS ? n - lo : ROWS;
         double f[ROWS];
-        for (size_t j = 0; j < nb; ++j) monomials(k, deg, Z + (lo + j) * k, Phi + j * np);
+        for (size_t j = 0; j < nb; ++j) design_row(k, deg, rc, Z + (lo + j) * k, Phi + j * np);
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)nb, (int)np, 1.0, Phi, (int)np, b, 1, 0.0, f,
                     1);
         for (size_t j = 0; j < nb; ++j) r[lo + j] = y[lo + j] - f[j];
     }
     openblas_set_num_threads(blas_threads);
+    free(G);
+    return st;
+}
+
+sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, int deg, double *r,
+                        double *dq) {
+    if (!Z || !y || !r || n == 0 || k == 0) return sl_error(SL_EINVAL, "detrend: empty input");
+    if (deg < 0 || deg > 4) return sl_error(SL_EINVAL, "detrend: degree %d (0..4)", deg);
+    const size_t np = sl_detrend_terms(k, deg);
+    double *b = malloc(np * sizeof *b);
+    if (!b) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu terms", np);
+    sl_status st = fit(n, k, Z, y, deg, NULL, r, b, np);
     if (!st && dq) {
         if (deg == 0)
             dq[0] = b[0];
         else
             derivative(k, deg, b, dq);
     }
-    free(G);
+    free(b);
+    return st;
+}
+
+sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double *y, int deg,
+                              int order, size_t nr, const double *U, const double *c, double s,
+                              double *r, double *dq, double *coef) {
+    if (!Z || !y || !r || n < 2 || k == 0 || (nr > 0 && (!U || !c)))
+        return sl_error(SL_EINVAL, "detrend: empty input");
+    if (deg < 0 || deg > 4) return sl_error(SL_EINVAL, "detrend: degree %d (0..4)", deg);
+    if (order != 2 && order != 4)
+        return sl_error(SL_EINVAL, "detrend: derivative of order %d (2 or 4)", order);
+    if (!(s > 0.0 && isfinite(s)))
+        return sl_error(SL_EINVAL, "detrend: smoothing scale of the ridge columns %g (need > 0)",
+                        s);
+    const size_t npoly = sl_detrend_terms(k, deg), np = npoly + nr;
+    size_t len = 1;
+    for (int t = 0; t < order; ++t) len *= k;
+    /* b: the coefficients; Us, cs: the ridges scaled so that u'z + c has
+     * unit standard deviation over the rows; m: mean phi^(order). */
+    double *b = malloc((np + nr * (k + 2)) * sizeof *b);
+    if (!b) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu terms", np);
+    double *Us = b + np, *cs = Us + nr * k, *mo = cs + nr;
+    sl_status st = SL_OK;
+    for (size_t j = 0; j < nr && !st; ++j) {
+        double sum = 0.0, sum2 = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            const double t = cblas_ddot((int)k, U + j * k, 1, Z + i * k, 1);
+            sum += t;
+            sum2 += t * t;
+        }
+        const double mean = sum / (double)n,
+                     var = (sum2 - (double)n * mean * mean) / (double)(n - 1);
+        if (!(var > 0.0) || !isfinite(var)) {
+            st = sl_error(SL_EINVAL, "detrend: ridge direction %zu is constant on the rows", j + 1);
+            break;
+        }
+        const double f = 1.0 / sqrt(var);
+        for (size_t a = 0; a < k; ++a) Us[j * k + a] = U[j * k + a] * f;
+        cs[j] = c[j] * f;
+    }
+    const ridge_cols rc = {.r = nr, .U = Us, .c = cs, .s = s};
+    if (!st) st = fit(n, k, Z, y, deg, &rc, r, b, np);
+    if (!st && coef) memcpy(coef, b + npoly, nr * sizeof *coef);
+    if (!st && dq) {
+        /* D^order q: the polynomial's leading coefficients when deg =
+         * order, and per ridge a_j mean(phi_s^(order)(u_j'z + c_j)) u_j^(x order). */
+        if (deg == order)
+            derivative(k, order, b, dq);
+        else
+            memset(dq, 0, len * sizeof *dq);
+        for (size_t j = 0; j < nr; ++j) {
+            double acc = 0.0;
+            for (size_t i = 0; i < n; ++i) {
+                const double t = cblas_ddot((int)k, Us + j * k, 1, Z + i * k, 1) + cs[j];
+                acc += order == 4 ? softplus4(t, s) : softplus2(t, s);
+            }
+            mo[j] = acc / (double)n;
+        }
+        for (size_t j = 0; j < nr; ++j) {
+            const double *u = Us + j * k, f = b[npoly + j] * mo[j];
+            for (size_t e = 0; e < len; ++e) {
+                double v = f;
+                for (size_t rest = e, t = 0; t < (size_t)order; ++t, rest /= k) v *= u[rest % k];
+                dq[e] += v;
+            }
+        }
+    }
+    free(b);
     return st;
 }
 

@@ -137,6 +137,7 @@ void sl_s4_options_default(sl_s4_options *opt) {
     opt->corrected = 0; /* the correction diverges on thin neighbourhoods: see the top */
     opt->min_neighbours = DEFAULT_MIN_NEIGHBOURS;
     opt->seed = 1;
+    opt->cv_scale = 0.2;
 }
 
 /* ---- small tensor algebra ------------------------------------------------------ */
@@ -1123,7 +1124,34 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
         if (!yT || !yM || (opt.detrend == 4 && !dq4))
             st = sl_error(SL_ENOMEM, "out of memory for %zu labels", n);
     }
-    if (!st) st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend, yT, dq4);
+    if (!st && opt.cv_ridges > 0) {
+        /* The ridges in zeta: v'z = (L'v)'zeta + v'mean. */
+        double *U = malloc(opt.cv_ridges * (k + 1) * sizeof *U);
+        if (!dq4) dq4 = malloc(k * k * k * k * sizeof *dq4);
+        if (!U || !dq4 || !opt.cv_dirs) {
+            st = U && dq4 ? sl_error(SL_EINVAL, "S_4 estimation: ridge control variates without "
+                                                "directions")
+                          : sl_error(SL_ENOMEM, "out of memory");
+        } else {
+            double *c = U + opt.cv_ridges * k;
+            for (size_t j = 0; j < opt.cv_ridges; ++j) {
+                const double *v = opt.cv_dirs + j * k;
+                double *u = U + j * k;
+                c[j] = 0.0;
+                for (size_t a = 0; a < k; ++a) {
+                    double t = 0.0;
+                    for (size_t b = a; b < k; ++b) t += s.L[b * k + a] * v[b];
+                    u[a] = t;
+                    c[j] += v[a] * s.mean[a];
+                }
+            }
+            st = sl_detrend_ridge_cv(n, k, s.zeta, y, opt.detrend, 4, opt.cv_ridges, U, c,
+                                     opt.cv_scale, yT, dq4, NULL);
+        }
+        free(U);
+    } else if (!st) {
+        st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend, yT, dq4);
+    }
     if (!st) st = sl_detrend_cv(n, k, s.zeta, y, mdeg, yM, mdeg == 2 ? dq2 : NULL);
     const size_t k2 = k * k, k4 = k2 * k2, plen = k4 + k2 + 3;
     const size_t nblocks = (n + QBLOCK - 1) / QBLOCK;
