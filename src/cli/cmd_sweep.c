@@ -54,8 +54,9 @@ const cli_command cli_cmd_sweep = {
     "quotes around values with commas); the runs are every combination, seeds\n"
     "innermost. Keys: dist, d, k, n (required), act, noise, w, a (as plant takes\n"
     "them), loss, score, route, s4, s4-reference, u-rows, assume (none or\n"
-    "independent), detrend, mode, bandwidth, mu, lambda, constraint, lr, batch,\n"
-    "epochs, restarts, holdout (as recover takes them), seeds (default 1) and output.\n"
+    "independent), detrend, refit, mode, bandwidth, mu, lambda, constraint, lr,\n"
+    "batch, epochs, restarts, holdout (as recover takes them), seeds (default 1)\n"
+    "and output.\n"
     "Each run samples with its seed, plants with it and recovers with it, as\n"
     "`sample`, `plant` and `recover` would with --seed S, and appends one row:\n"
     "every parameter, every measure and the seconds per phase. Runs already in\n"
@@ -282,6 +283,7 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
         if (strcmp(v[SWEEP_DETREND], "auto") != 0 &&
             strcmp(v[SWEEP_DETREND], SWEEP_NOT_APPLICABLE) != 0)
             o.detrend = atoi(v[SWEEP_DETREND]);
+        if (strcmp(v[SWEEP_REFIT], SWEEP_NOT_APPLICABLE) != 0) o.refit = atoi(v[SWEEP_REFIT]);
         o.mode = modes[name_index(v[SWEEP_MODE], mode_names, 3)];
         o.sgd.projection = projections[name_index(v[SWEEP_CONSTRAINT], constraint_names, 4)];
         if (strcmp(v[SWEEP_MU], SWEEP_NOT_APPLICABLE) != 0)
@@ -311,8 +313,10 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
     }
     if (!st) {
         put_measures(&t, run, r, k);
+        /* The refit passes' seconds go with the moments they estimate. */
         cli_text_put(&t, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", t_sample, t_plant, r->seconds_scores,
-                     r->seconds_moments, r->seconds_sgd, r->seconds_second_layer);
+                     r->seconds_moments + r->seconds_refit, r->seconds_sgd,
+                     r->seconds_second_layer);
     } else {
         put_failure(&t, sl_last_error());
         cli_text_put(&t, ",%.3f,%.3f,nan,nan,nan,nan", t_sample, t_plant);
@@ -469,6 +473,82 @@ static char *header_line(void) {
     return sweep_csv_join(names, SWEEP_NPARAM + NMETRICS);
 }
 
+/* The header of results files written before the refit column. */
+static char *header_before_refit(void) {
+    const char *names[SWEEP_NPARAM + NMETRICS];
+    size_t m = 0;
+    for (int i = 0; i < SWEEP_NPARAM; ++i)
+        if (i != SWEEP_REFIT) names[m++] = sweep_param_name(i);
+    for (size_t i = 0; i < NMETRICS; ++i) names[m++] = metric_names[i];
+    return sweep_csv_join(names, m);
+}
+
+static int field_is(const char *line, size_t len, size_t index, const char *text) {
+    size_t flen = 0;
+    const char *f = csv_field(line, len, index, &flen);
+    return f && flen == strlen(text) && strncmp(f, text, flen) == 0;
+}
+
+/* A results file from before the refit column, its header old (the first
+ * line that is neither blank nor a comment), rewritten with the column:
+ * "0" where the run took the projected route with estimated scores (it ran
+ * without refit passes), "-" elsewhere. Returns 0 and the new text in *out
+ * (free it), or an exit status. Rows keep their order and text. */
+static int add_refit_column(const char *path, const char *buf, size_t len, const char *header,
+                            char **out, size_t *outlen) {
+    char *o = malloc(2 * len + strlen(header) + 16);
+    if (!o) return sweep_message(CLI_EXIT_FAILURE, "out of memory");
+    size_t m = 0, lineno = 0;
+    int seen_header = 0;
+    for (size_t i = 0; i < len;) {
+        const char *line = buf + i;
+        size_t n = strcspn(line, "\n"), body = n;
+        i += n + (i + n < len);
+        ++lineno;
+        if (body > 0 && line[body - 1] == '\r') --body;
+        if (body == 0 || line[0] == '#' || seen_header) {
+            if (body > 0 && line[0] != '#') {
+                /* The old row has SWEEP_REFIT fields before the new one; the
+                 * field at that index starts where it goes. */
+                size_t flen = 0;
+                const char *at = csv_field(line, body, SWEEP_REFIT, &flen);
+                if (!at) {
+                    free(o);
+                    return sweep_message(CLI_EXIT_FAILURE,
+                                         "%s:%zu: a row without the columns of its header", path,
+                                         lineno);
+                }
+                const int projected_estimated =
+                    !field_is(line, body, SWEEP_LOSS, "l2") &&
+                    !field_is(line, body, SWEEP_SCORE, "exact") &&
+                    !field_is(line, body, SWEEP_SCORE, SWEEP_NOT_APPLICABLE) &&
+                    !field_is(line, body, SWEEP_S4, SWEEP_NOT_APPLICABLE);
+                const size_t pre = (size_t)(at - line);
+                memcpy(o + m, line, pre);
+                m += pre;
+                const char *val = projected_estimated ? "0," : SWEEP_NOT_APPLICABLE ",";
+                memcpy(o + m, val, strlen(val));
+                m += strlen(val);
+                memcpy(o + m, at, n - pre);
+                m += n - pre;
+            } else {
+                memcpy(o + m, line, n);
+                m += n;
+            }
+        } else {
+            const size_t hl = strlen(header);
+            memcpy(o + m, header, hl);
+            m += hl;
+            seen_header = 1;
+        }
+        if (line + n < buf + len) o[m++] = '\n';
+    }
+    o[m] = '\0';
+    *out = o;
+    *outlen = m;
+    return 0;
+}
+
 typedef struct {
     const char *key;
     size_t run;
@@ -526,6 +606,40 @@ static int open_results(sweep_state *s) {
         }
         len = keep;
         buf[len] = '\0';
+    }
+    {
+        /* A file from before the refit column gets it (rewritten in place,
+         * atomically; not on a dry run). */
+        size_t at = 0;
+        while (at < len && (buf[at] == '\n' || buf[at] == '\r' || buf[at] == '#'))
+            at += buf[at] == '#' ? strcspn(buf + at, "\n") : 1;
+        char *old = header_before_refit();
+        if (!old) {
+            status = sweep_message(CLI_EXIT_FAILURE, "out of memory");
+            goto done;
+        }
+        const size_t olen = strlen(old);
+        const int before = at + olen <= len && strncmp(buf + at, old, olen) == 0 &&
+                           (at + olen == len || buf[at + olen] == '\n' || buf[at + olen] == '\r');
+        free(old);
+        if (before) {
+            char *nb = NULL;
+            size_t nlen = 0;
+            if ((status = add_refit_column(path, buf, len, header, &nb, &nlen))) goto done;
+            if (!s->dry_run) {
+                if ((status = replace_file(path, nb, nlen))) {
+                    free(nb);
+                    goto done;
+                }
+                sweep_message(0,
+                              "note: added the refit column to %s (its runs on the projected "
+                              "route with estimated scores had no refit passes: 0)",
+                              path);
+            }
+            free(buf);
+            buf = nb;
+            len = nlen;
+        }
     }
     index = malloc((s->plan.nruns ? s->plan.nruns : 1) * sizeof *index);
     if (!index) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scoreloss/recover.h"
 #include "scoreloss/score.h"
 
 /* ---- the parameters --------------------------------------------------------------- */
@@ -51,6 +52,10 @@ static const char *const detrends[] = {"auto", "0", "1", "2", "3", "4", NULL};
 static const char *const auto_word[] = {"auto", NULL};
 static const char *const reference_words[] = {"auto", "all", NULL};
 
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x)
+#define SWEEP_REFIT_AUTO_TEXT TEXT(SL_REFIT_AUTO)
+
 #define BIG 9007199254740992.0 /* 2^53: integers above are not exact in a double */
 
 static const param_info params[SWEEP_NPARAM] = {
@@ -76,6 +81,8 @@ static const param_info params[SWEEP_NPARAM] = {
     [SWEEP_ASSUME] = {"assume", "assume", T_NAME, "none", 0, 0, 0, 0, assumes, "an assumption"},
     [SWEEP_DETREND] = {"detrend", "detrend", T_NAME, "auto", 0, 0, 0, 0, detrends,
                        "a detrend degree"},
+    [SWEEP_REFIT] = {"refit", "refit", T_WORD_UINT, "auto", 0, SL_REFIT_MAX, 0, 0, auto_word,
+                     "auto or an integer from 0 to 20"},
     [SWEEP_MODE] = {"mode", "mode", T_NAME, "auto", 0, 0, 0, 0, modes, "a mode"},
     [SWEEP_BANDWIDTH] = {"bandwidth", "bandwidth", T_BANDWIDTH, "auto", 0, 0, 0, 0, NULL,
                          "auto, a number H > 0, knn:K or const:C"},
@@ -96,8 +103,8 @@ static const param_info params[SWEEP_NPARAM] = {
 
 #define KEY_LIST                                                                                   \
     "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
-    "detrend, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, holdout, "     \
-    "seeds or output"
+    "detrend, refit, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, "       \
+    "holdout, seeds or output"
 
 const char *sweep_param_name(int param) {
     return param >= 0 && param < SWEEP_NPARAM ? params[param].column : "?";
@@ -642,10 +649,10 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         }
     }
     if (is(v[SWEEP_LOSS], "l2")) {
-        static const int unused[] = {SWEEP_SCORE,        SWEEP_ROUTE,  SWEEP_S4,
-                                     SWEEP_S4_REFERENCE, SWEEP_U_ROWS, SWEEP_ASSUME,
-                                     SWEEP_DETREND,      SWEEP_MODE,   SWEEP_BANDWIDTH,
-                                     SWEEP_MU,           SWEEP_LAMBDA, SWEEP_CONSTRAINT};
+        static const int unused[] = {
+            SWEEP_SCORE,  SWEEP_ROUTE,      SWEEP_S4,   SWEEP_S4_REFERENCE, SWEEP_U_ROWS,
+            SWEEP_ASSUME, SWEEP_DETREND,    SWEEP_MODE, SWEEP_BANDWIDTH,    SWEEP_MU,
+            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             v[unused[i]] = SWEEP_NOT_APPLICABLE;
         return NULL;
@@ -699,6 +706,16 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
      * tensor mode or an S_4 estimator (projected), not the quadratic route. */
     if (is(v[SWEEP_DETREND], "4") && (quadratic || (exact && is(v[SWEEP_MODE], "minibatch"))))
         return "detrend 4 on the quadratic route or in minibatch mode";
+    /* Refit passes re-estimate T with an S_4 estimator: estimated scores on
+     * the projected route only. There auto is recorded as its count, so a
+     * later change of the default makes new runs, not matches. */
+    if (projected && !exact) {
+        if (is(v[SWEEP_REFIT], "auto")) v[SWEEP_REFIT] = SWEEP_REFIT_AUTO_TEXT;
+    } else {
+        if (!is(v[SWEEP_REFIT], "auto") && !is(v[SWEEP_REFIT], "0"))
+            return "refit passes off the projected route with estimated scores";
+        v[SWEEP_REFIT] = SWEEP_NOT_APPLICABLE;
+    }
     if (!is(v[SWEEP_SCORE], "llsfe") && !is(v[SWEEP_SCORE], "kde"))
         v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;
     if (is(v[SWEEP_LOSS], "signfree")) {

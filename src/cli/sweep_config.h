@@ -42,6 +42,7 @@ typedef enum sweep_param {
     SWEEP_U_ROWS,       /* the rows whose d-dimensional scores give U (0 = all) */
     SWEEP_ASSUME,       /* estimated scores: none, independent */
     SWEEP_DETREND,      /* exact scores and the quadratic route: auto, 0..3 */
+    SWEEP_REFIT,        /* estimated scores, projected route: refit passes (auto, 0..20) */
     SWEEP_MODE,         /* auto, tensor, minibatch */
     SWEEP_BANDWIDTH,    /* llsfe and kde: auto, H, knn:K, const:C */
     SWEEP_MU,           /* landscape weight */
