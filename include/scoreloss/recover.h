@@ -162,8 +162,11 @@ typedef struct sl_recover_options {
      * passes that estimate M2 and T again with the directions found as ridge
      * control variates and refine on them (SL_REFIT_MAX at most). The labels
      * lose their least-squares fit on the smoothed ReLUs of those directions
-     * (beside the linear fit in x for M2, the cubic in z for T) and the fit's
-     * second or fourth derivative is added back. With exact scores this
+     * (beside the linear fit in x for M2, the cubic in z for T) and the
+     * fit's second or fourth derivative is added back. The kinks are at
+     * w_i'x = 0 (a network without biases, as plant makes it) and the
+     * ridges are ReLUs whatever the activation: elsewhere the control
+     * variate stays unbiased but removes less. With exact scores this
      * changes nothing in expectation whatever the directions (Stein's
      * identity); with estimated ones the estimator's error multiplies only
      * what the fit leaves, which shrinks as the directions approach the true

@@ -980,6 +980,40 @@ static int cv_degree(size_t k, size_t n, int max) {
     return deg;
 }
 
+/* The refit passes options.refit asks for on this route. */
+static int refit_count(const sl_recover_options *opt, int proj_est) {
+    if (!proj_est) return 0;
+    return opt->refit >= 0 ? opt->refit : opt->refine == 0 ? 0 : SL_REFIT_AUTO;
+}
+
+/* A seeded subset of nsub of the fitted rows, in their order. */
+static sl_status pick_rows(run *r, size_t nsub, int stream, double **X, double **y, size_t *n) {
+    const size_t d = r->d;
+    size_t *pick = malloc(nsub * sizeof *pick), *all = malloc(r->ntr * sizeof *all);
+    *X = malloc(nsub * d * sizeof **X);
+    *y = malloc(nsub * sizeof **y);
+    gsl_rng *rng = sl_rng_alloc(r->opt->seed, stream);
+    sl_status st = SL_OK;
+    if (pick && all && *X && *y && rng) {
+        for (size_t i = 0; i < r->ntr; ++i) all[i] = i;
+        gsl_ran_choose(rng, pick, nsub, all, r->ntr, sizeof *all);
+        for (size_t i = 0; i < nsub; ++i) {
+            memcpy(*X + i * d, r->Xtr + pick[i] * d, d * sizeof **X);
+            (*y)[i] = r->ytr[pick[i]];
+        }
+        *n = nsub;
+    } else {
+        st = sl_error(SL_ENOMEM, "out of memory for %zu rows", nsub);
+        free(*X);
+        free(*y);
+        *X = *y = NULL;
+    }
+    free(pick);
+    free(all);
+    if (rng) gsl_rng_free(rng);
+    return st;
+}
+
 /* M2, the whitening and T over the rows r->Xtr, r->ytr: the route, the
  * scores (of a seeded subset on the estimated projected route), the labels
  * detrended as options.detrend says, T from the exact, estimated projected,
@@ -989,12 +1023,6 @@ static int cv_degree(size_t k, size_t n, int max) {
  * with independent coordinates (else NULL). sl_recover and
  * sl_recover_moments both come here, so the landscape pictures show the T
  * that recover minimises. */
-/* The refit passes options.refit asks for on this route. */
-static int refit_count(const sl_recover_options *opt, int proj_est) {
-    if (!proj_est) return 0;
-    return opt->refit >= 0 ? opt->refit : opt->refine == 0 ? 0 : SL_REFIT_AUTO;
-}
-
 static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out) {
     const sl_recover_options *opt = r->opt;
     sl_recover_result *res = r->res;
@@ -1047,28 +1075,7 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
     double *Xu = r->Xtr, *yu = r->ytr;
     if (proj_est && opt->u_rows > 0 && opt->u_rows < r->ntr) {
         nu = opt->u_rows < 2 * k + 2 ? 2 * k + 2 : opt->u_rows;
-        size_t *pick = malloc(nu * sizeof *pick), *all = malloc(r->ntr * sizeof *all);
-        Xu = malloc(nu * d * sizeof *Xu);
-        yu = malloc(nu * sizeof *yu);
-        gsl_rng *rng = sl_rng_alloc(opt->seed, STREAM_U_ROWS);
-        if (pick && all && Xu && yu && rng) {
-            for (size_t i = 0; i < r->ntr; ++i) all[i] = i;
-            gsl_ran_choose(rng, pick, nu, all, r->ntr, sizeof *all);
-            for (size_t i = 0; i < nu; ++i) {
-                memcpy(Xu + i * d, r->Xtr + pick[i] * d, d * sizeof *Xu);
-                yu[i] = r->ytr[pick[i]];
-            }
-        } else {
-            st = sl_error(SL_ENOMEM, "out of memory for %zu rows", nu);
-        }
-        free(pick);
-        free(all);
-        if (rng) gsl_rng_free(rng);
-        if (st) {
-            if (Xu != r->Xtr) free(Xu);
-            if (yu != r->ytr) free(yu);
-            return st;
-        }
+        if ((st = pick_rows(r, nu, STREAM_U_ROWS, &Xu, &yu, &nu))) return st;
     }
     res->u_rows = nu;
 
@@ -1283,31 +1290,6 @@ static sl_status refine_directions(run *r, const sl_moments *m, double *W) {
     free(B);
     free(s);
     free(sq);
-    return st;
-}
-
-/* A seeded subset of nsub of the fitted rows, in their order. */
-static sl_status pick_rows(run *r, size_t nsub, int stream, double **X, double **y, size_t *n) {
-    const size_t d = r->d;
-    size_t *pick = malloc(nsub * sizeof *pick), *all = malloc(r->ntr * sizeof *all);
-    *X = malloc(nsub * d * sizeof **X);
-    *y = malloc(nsub * sizeof **y);
-    gsl_rng *rng = sl_rng_alloc(r->opt->seed, stream);
-    sl_status st = SL_OK;
-    if (pick && all && *X && *y && rng) {
-        for (size_t i = 0; i < r->ntr; ++i) all[i] = i;
-        gsl_ran_choose(rng, pick, nsub, all, r->ntr, sizeof *all);
-        for (size_t i = 0; i < nsub; ++i) {
-            memcpy(*X + i * d, r->Xtr + pick[i] * d, d * sizeof **X);
-            (*y)[i] = r->ytr[pick[i]];
-        }
-        *n = nsub;
-    } else {
-        st = sl_error(SL_ENOMEM, "out of memory for %zu rows", nsub);
-    }
-    free(pick);
-    free(all);
-    if (rng) gsl_rng_free(rng);
     return st;
 }
 
