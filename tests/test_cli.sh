@@ -721,7 +721,7 @@ check "recover (llsfe): the method line" \
 check "recover (llsfe): the S_4 line names the estimator" grep -q "^S_4: kde estimator on z = U'x" "$T/stdout"
 expect_csv rw2.csv 2 "a,w1,w2"
 check "recover (llsfe): three refit passes by default, the kept one named" \
-    grep -Eqx "refit: 3 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){3}; kept (the first estimate, pass 0|pass [1-3]) \(its second layer fits best\)" "$T/stdout"
+    grep -Eqx "refit: 5 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){5}; kept (the first estimate, pass 0|pass [1-5]) \(its second layer fits best\)" "$T/stdout"
 check "recover (llsfe): the refit passes' seconds" grep -Eq "^seconds: .*, refit passes $NUM$" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"

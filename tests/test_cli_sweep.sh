@@ -201,10 +201,10 @@ check "new keys: 8 runs, 6 left out, 18 repeats" \
 check "new keys: the header names them" \
     'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,mode,"'
 # Columns 9-17: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
-# refit (auto is recorded as its count, 3, where the passes apply).
+# refit (auto is recorded as its count, 5, where the passes apply).
 keys_of() { tail -n +2 keys.csv | cut -d, -f9-17 | sort | tr '\n' ' '; }
 check "new keys: '-' where a key does not apply: $(keys_of)" \
-    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,- landscape,exact,auto,-,-,-,-,1,- landscape,exact,auto,-,-,-,-,auto,- landscape,kde,auto,kde,300,500,none,-,3 landscape,kde,auto,kde,300,500,none,1,3 landscape,kde,auto,quadratic,300,500,none,-,3 landscape,kde,auto,quadratic,300,500,none,1,3 " ]'
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,- landscape,exact,auto,-,-,-,-,1,- landscape,exact,auto,-,-,-,-,auto,- landscape,kde,auto,kde,300,500,none,-,5 landscape,kde,auto,kde,300,500,none,1,5 landscape,kde,auto,quadratic,300,500,none,-,5 landscape,kde,auto,quadratic,300,500,none,1,5 " ]'
 # Two of the rows are the command-line runs with the same options.
 "$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
     "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
@@ -237,7 +237,7 @@ check "pre-refit file: rewritten with the column" '[ "$(fixed prerefit.csv)" = "
 # Its runs on the projected route with estimated scores ran without passes:
 # such a row reads as refit 0 (a dry run reads, it does not rewrite).
 printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,18-)" \
-    "$(grep ',kde,auto,kde,300,500,none,-,3,' keys.csv | head -1 | cut -d, -f1-16,18-)" >pre2.csv
+    "$(grep ',kde,auto,kde,300,500,none,-,5,' keys.csv | head -1 | cut -d, -f1-16,18-)" >pre2.csv
 sed 's/^output = .*/refit = 0/' keys.conf >keys0.conf
 "$SL" sweep keys0.conf -o pre2.csv --dry-run >out 2>err
 check "pre-refit file: its projected estimated row reads as refit 0: $(cat err)" \

@@ -209,7 +209,7 @@ typedef struct sl_recover_options {
 void sl_recover_options_default(sl_recover_options *opt);
 
 #define SL_REFIT_MAX 20
-#define SL_REFIT_AUTO 3
+#define SL_REFIT_AUTO 5
 
 typedef struct sl_recover_result {
     size_t k, d;

@@ -71,7 +71,7 @@ static const cli_option options[] = {
      "estimated scores, projected route: after the refinement, N passes (0..20) that estimate "
      "M2 and T again with the directions found as control variates (the labels minus their fit "
      "on the smoothed ReLUs of those directions, the fit's derivatives added back) and refine "
-     "on them; each pass costs one S_4 estimation; auto: 3 there (0 with --refine none), 0 "
+     "on them; each pass costs one S_4 estimation; auto: 5 there (0 with --refine none), 0 "
      "elsewhere"},
     {"refit-scale", 0, CLI_VALUE, "S", "0.2",
      "the control variates' ReLUs smoothed on S standard deviations of w'x (softplus); smaller "
