@@ -1,4 +1,4 @@
-/* Polynomial control variates for the moments (s4.h).
+/* Control variates for the moments: polynomials and ridges (s4.h).
  *
  * Stein's identity for an exact score S_m = D^m p / p: E[S_m(x) q(x)] =
  * E[D^m q(x)] for every smooth q of polynomial growth. With q the
@@ -8,7 +8,10 @@
  * q's leading coefficients. The residual y - q no longer carries the smooth,
  * large part of y (the mean label, a ReLU's linear growth and its curvature
  * on the scale of the data), which is most of the estimator's noise. With
- * deg < m the correction is zero. The fit's normal equations are summed over
+ * deg < m the correction is zero. The identity holds for any smooth q, so
+ * sl_detrend_ridge_cv adds columns shaped like the network: smoothed ReLUs
+ * of given directions, whose derivatives are averaged over the rows (the
+ * refit passes of recover.c). The fit's normal equations are summed over
  * blocks of rows by dsyrk in sample order, BLAS single-threaded, so the
  * result does not depend on the thread count. */
 #include <math.h>
@@ -108,29 +111,30 @@ static void derivative(size_t k, int deg, const double *beta, double *dq) {
     }
 }
 
-/* The ridge columns phi_s(u_j'z + c_j) for the r rows u_j of U (r x k),
- * phi_s(t) = s log(1 + e^(t/s)) (a ReLU smoothed on the scale s). */
+/* phi_s(t) = s log(1 + e^(t/s)): a ReLU smoothed on the scale s. */
 static double softplus(double t, double s) {
     const double u = t / s;
     return s * (u > 0.0 ? u + log1p(exp(-u)) : log1p(exp(u)));
 }
 
-/* The fourth derivative: phi_s''''(t) = s^-3 sigma'''(t/s), sigma the
- * logistic function, sigma''' = sigma'(1 - 6 sigma + 6 sigma^2),
- * sigma' = sigma(1 - sigma). */
-static double softplus4(double t, double s) {
-    const double u = t / s;
-    const double sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
-    return sg * (1.0 - sg) * (1.0 - 6.0 * sg + 6.0 * sg * sg) / (s * s * s);
+/* The logistic function sigma(u) = phi_1'(u), without overflow. */
+static double logistic(double u) {
+    return u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
 }
 
-/* phi_s''(t) = sigma'(t/s) / s. */
+/* phi_s''(t) = sigma'(t/s) / s, sigma' = sigma(1 - sigma). */
 static double softplus2(double t, double s) {
-    const double u = t / s;
-    const double sg = u >= 0.0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
+    const double sg = logistic(t / s);
     return sg * (1.0 - sg) / s;
 }
 
+/* phi_s''''(t) = sigma'''(t/s) / s^3, sigma''' = sigma'(1 - 6 sigma + 6 sigma^2). */
+static double softplus4(double t, double s) {
+    const double sg = logistic(t / s);
+    return sg * (1.0 - sg) * (1.0 - 6.0 * sg + 6.0 * sg * sg) / (s * s * s);
+}
+
+/* The ridge columns phi_s(u_j'z + c_j) for the r rows u_j of U (r x k). */
 typedef struct ridge_cols {
     size_t r;
     const double *U, *c;
@@ -216,7 +220,7 @@ sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double 
     size_t len = 1;
     for (int t = 0; t < order; ++t) len *= k;
     /* b: the coefficients; Us, cs: the ridges scaled so that u'z + c has
-     * unit standard deviation over the rows; m: mean phi^(order). */
+     * unit standard deviation over the rows; mo: the mean of phi^(order). */
     double *b = malloc((np + nr * (k + 2)) * sizeof *b);
     if (!b) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu terms", np);
     double *Us = b + np, *cs = Us + nr * k, *mo = cs + nr;
