@@ -229,6 +229,16 @@ static int choose(const cli_args *args, const char *option, const char *const *n
     return cli_option_error(args, option, "unknown %s '%s' (expected %s)", option, v, list);
 }
 
+/* Option name: "auto" leaves *out (the library's automatic -1), else an
+ * integer from 0 to hi. */
+static int auto_or_count(const cli_args *args, const char *name, size_t hi, int *out) {
+    if (strcmp(cli_value(args, name), "auto") == 0) return 0;
+    size_t v = 0;
+    const int status = cli_size(args, name, 0, hi, &v);
+    if (!status) *out = (int)v;
+    return status;
+}
+
 static int parse(const cli_args *args, settings *s) {
     sl_recover_options *o = &s->opt;
     sl_recover_options_default(o);
@@ -251,11 +261,7 @@ static int parse(const cli_args *args, settings *s) {
              cli_double(args, "refit-scale", DBL_MIN, HUGE_VAL, "a number > 0", &o->s4.cv_scale)))
         return status;
     if ((status = cli_size(args, "refit-rows", 0, SIZE_MAX, &o->refit_rows))) return status;
-    if (strcmp(cli_value(args, "refit"), "auto") != 0) {
-        size_t passes = 0;
-        if ((status = cli_size(args, "refit", 0, SL_REFIT_MAX, &passes))) return status;
-        o->refit = (int)passes;
-    }
+    if ((status = auto_or_count(args, "refit", SL_REFIT_MAX, &o->refit))) return status;
     o->loss = (sl_recover_loss)loss;
     static const sl_recover_route route_of[] = {SL_ROUTE_AUTO, SL_ROUTE_FULL, SL_ROUTE_PROJECTED,
                                                 SL_ROUTE_QUADRATIC};
@@ -306,12 +312,7 @@ static int parse(const cli_args *args, settings *s) {
                                     cli_value(args, "assume"));
         o->assume_independent = 1;
     }
-    if (strcmp(cli_value(args, "detrend"), "auto") != 0) {
-        size_t deg = 0;
-        int st2 = cli_size(args, "detrend", 0, 4, &deg);
-        if (st2) return st2;
-        o->detrend = (int)deg;
-    }
+    if ((status = auto_or_count(args, "detrend", 4, &o->detrend))) return status;
     s->input = cli_value(args, "input");
     s->output = cli_value(args, "output");
     s->trace = cli_value(args, "trace");

@@ -466,19 +466,13 @@ static const char *csv_field(const char *line, size_t len, size_t index, size_t 
     }
 }
 
-static char *header_line(void) {
-    const char *names[SWEEP_NPARAM + NMETRICS];
-    for (int i = 0; i < SWEEP_NPARAM; ++i) names[i] = sweep_param_name(i);
-    for (size_t i = 0; i < NMETRICS; ++i) names[SWEEP_NPARAM + i] = metric_names[i];
-    return sweep_csv_join(names, SWEEP_NPARAM + NMETRICS);
-}
-
-/* The header of results files written before the refit column. */
-static char *header_before_refit(void) {
+/* The results' header; without the column of parameter skip (-1: none),
+ * SWEEP_REFIT giving the header of files written before that column. */
+static char *header_line(int skip) {
     const char *names[SWEEP_NPARAM + NMETRICS];
     size_t m = 0;
     for (int i = 0; i < SWEEP_NPARAM; ++i)
-        if (i != SWEEP_REFIT) names[m++] = sweep_param_name(i);
+        if (i != skip) names[m++] = sweep_param_name(i);
     for (size_t i = 0; i < NMETRICS; ++i) names[m++] = metric_names[i];
     return sweep_csv_join(names, m);
 }
@@ -578,7 +572,7 @@ static void note_row(sweep_state *s, size_t run, const char *line, size_t len) {
  * not exist. Then opens it for appending. */
 static int open_results(sweep_state *s) {
     const char *path = s->output;
-    char *header = header_line();
+    char *header = header_line(-1);
     char *buf = NULL;
     size_t len = 0;
     key_entry *index = NULL;
@@ -613,7 +607,7 @@ static int open_results(sweep_state *s) {
         size_t at = 0;
         while (at < len && (buf[at] == '\n' || buf[at] == '\r' || buf[at] == '#'))
             at += buf[at] == '#' ? strcspn(buf + at, "\n") : 1;
-        char *old = header_before_refit();
+        char *old = header_line(SWEEP_REFIT);
         if (!old) {
             status = sweep_message(CLI_EXIT_FAILURE, "out of memory");
             goto done;

@@ -56,6 +56,18 @@ static sl_status parse_size(const char *what, const char *text, size_t lo, size_
                     lo, hi, text ? text : "");
 }
 
+/* "auto" (-1) or an integer from 0 to hi (<= INT_MAX). */
+static sl_status parse_auto_count(const char *what, const char *text, size_t hi, int *out) {
+    if (text && strcmp(text, "auto") == 0) {
+        *out = -1;
+        return SL_OK;
+    }
+    size_t v = 0;
+    const sl_status st = parse_size(what, text, 0, hi, &v);
+    if (!st) *out = (int)v;
+    return st;
+}
+
 static sl_status parse_seed(const char *what, const char *text, uint64_t *out) {
     if (parse_u64(text, out)) return SL_OK;
     return sl_error(SL_EINVAL, "option %s: expected a non-negative integer below 2^64, got '%.60s'",
@@ -314,26 +326,8 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         return parse_size(name, value, 1, SIZE_MAX, &o->s4.reference);
     }
     if (strcmp(name, "u-rows") == 0) return parse_size(name, value, 0, SIZE_MAX, &o->u_rows);
-    if (strcmp(name, "detrend") == 0) {
-        if (strcmp(value, "auto") == 0) {
-            o->detrend = -1;
-            return SL_OK;
-        }
-        size_t deg = 0;
-        if ((st = parse_size(name, value, 0, 4, &deg))) return st;
-        o->detrend = (int)deg;
-        return SL_OK;
-    }
-    if (strcmp(name, "refit") == 0) {
-        if (strcmp(value, "auto") == 0) {
-            o->refit = -1;
-            return SL_OK;
-        }
-        size_t passes = 0;
-        if ((st = parse_size(name, value, 0, SL_REFIT_MAX, &passes))) return st;
-        o->refit = (int)passes;
-        return SL_OK;
-    }
+    if (strcmp(name, "detrend") == 0) return parse_auto_count(name, value, 4, &o->detrend);
+    if (strcmp(name, "refit") == 0) return parse_auto_count(name, value, SL_REFIT_MAX, &o->refit);
     if (strcmp(name, "refit-rows") == 0)
         return parse_size(name, value, 0, SIZE_MAX, &o->refit_rows);
     if (strcmp(name, "refit-scale") == 0)
