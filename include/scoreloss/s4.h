@@ -170,6 +170,19 @@ sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double 
                               int order, size_t nr, const double *U, const double *c, double s,
                               double *r, double *dq, double *coef);
 
+/* The per-row values behind the ridge part of sl_detrend_ridge_cv's dq:
+ * out[i * nb + col] = sum_j a_j phi_s^(order)(t_j) (u_j'b_col)^order at
+ * row qidx[i] of Z (nq rows), for the nb columns b_col of B (k x nb), with
+ * the ridges scaled over the n rows exactly as sl_detrend_ridge_cv scales
+ * them and coef its a_j. Their mean over all rows is dq's ridge part along
+ * b; their spread is that average's sampling noise (the polynomial's
+ * D^order is a constant). For standard errors of T(b, b, b, b) under the
+ * ridge control variate. */
+sl_status sl_detrend_ridge_rows(size_t n, size_t k, const double *Z, int order, size_t nr,
+                                const double *U, const double *c, double s, const double *coef,
+                                size_t nq, const size_t *qidx, size_t nb, const double *B,
+                                double *out);
+
 /* The number of monomials of degree 0..deg in k variables. */
 size_t sl_detrend_terms(size_t k, int deg);
 

@@ -205,6 +205,30 @@ sl_status sl_detrend_cv(size_t n, size_t k, const double *Z, const double *y, in
     return st;
 }
 
+/* Us, cs: the ridges u_j, c_j (nr x k, nr) divided by the standard
+ * deviation of u_j'z over the n rows of Z, so that u_j'z + c_j has unit
+ * spread. */
+static sl_status scale_ridges(size_t n, size_t k, const double *Z, size_t nr, const double *U,
+                              const double *c, double *Us, double *cs) {
+    for (size_t j = 0; j < nr; ++j) {
+        double sum = 0.0, sum2 = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+            const double t = cblas_ddot((int)k, U + j * k, 1, Z + i * k, 1);
+            sum += t;
+            sum2 += t * t;
+        }
+        const double mean = sum / (double)n,
+                     var = (sum2 - (double)n * mean * mean) / (double)(n - 1);
+        if (!(var > 0.0) || !isfinite(var))
+            return sl_error(SL_EINVAL, "detrend: ridge direction %zu is constant on the rows",
+                            j + 1);
+        const double f = 1.0 / sqrt(var);
+        for (size_t a = 0; a < k; ++a) Us[j * k + a] = U[j * k + a] * f;
+        cs[j] = c[j] * f;
+    }
+    return SL_OK;
+}
+
 sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double *y, int deg,
                               int order, size_t nr, const double *U, const double *c, double s,
                               double *r, double *dq, double *coef) {
@@ -224,24 +248,7 @@ sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double 
     double *b = malloc((np + nr * (k + 2)) * sizeof *b);
     if (!b) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu terms", np);
     double *Us = b + np, *cs = Us + nr * k, *mo = cs + nr;
-    sl_status st = SL_OK;
-    for (size_t j = 0; j < nr && !st; ++j) {
-        double sum = 0.0, sum2 = 0.0;
-        for (size_t i = 0; i < n; ++i) {
-            const double t = cblas_ddot((int)k, U + j * k, 1, Z + i * k, 1);
-            sum += t;
-            sum2 += t * t;
-        }
-        const double mean = sum / (double)n,
-                     var = (sum2 - (double)n * mean * mean) / (double)(n - 1);
-        if (!(var > 0.0) || !isfinite(var)) {
-            st = sl_error(SL_EINVAL, "detrend: ridge direction %zu is constant on the rows", j + 1);
-            break;
-        }
-        const double f = 1.0 / sqrt(var);
-        for (size_t a = 0; a < k; ++a) Us[j * k + a] = U[j * k + a] * f;
-        cs[j] = c[j] * f;
-    }
+    sl_status st = scale_ridges(n, k, Z, nr, U, c, Us, cs);
     const ridge_cols rc = {.r = nr, .U = Us, .c = cs, .s = s};
     if (!st) st = fit(n, k, Z, y, deg, &rc, r, b, np);
     if (!st && coef) memcpy(coef, b + npoly, nr * sizeof *coef);
@@ -270,6 +277,45 @@ sl_status sl_detrend_ridge_cv(size_t n, size_t k, const double *Z, const double 
         }
     }
     free(b);
+    return st;
+}
+
+sl_status sl_detrend_ridge_rows(size_t n, size_t k, const double *Z, int order, size_t nr,
+                                const double *U, const double *c, double s, const double *coef,
+                                size_t nq, const size_t *qidx, size_t nb, const double *B,
+                                double *out) {
+    if (!Z || !out || n < 2 || k == 0 || (nr > 0 && (!U || !c || !coef)) || (nq > 0 && !qidx) ||
+        (nb > 0 && !B))
+        return sl_error(SL_EINVAL, "detrend: empty input");
+    if (order != 2 && order != 4)
+        return sl_error(SL_EINVAL, "detrend: derivative of order %d (2 or 4)", order);
+    if (!(s > 0.0 && isfinite(s)))
+        return sl_error(SL_EINVAL, "detrend: smoothing scale of the ridge columns %g (need > 0)",
+                        s);
+    for (size_t i = 0; i < nq; ++i)
+        if (qidx[i] >= n) return sl_error(SL_EINVAL, "detrend: row index %zu of %zu", qidx[i], n);
+    /* Us, cs as the fit had them; ub[j * nb + col] = a_j (u_j'b_col)^order. */
+    double *Us = malloc((nr * (k + 1) + nr * nb) * sizeof *Us);
+    if (!Us) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu ridges", nr);
+    double *cs = Us + nr * k, *ub = cs + nr;
+    sl_status st = scale_ridges(n, k, Z, nr, U, c, Us, cs);
+    for (size_t j = 0; !st && j < nr; ++j)
+        for (size_t col = 0; col < nb; ++col) {
+            double t = 0.0;
+            for (size_t a = 0; a < k; ++a) t += Us[j * k + a] * B[a * nb + col];
+            ub[j * nb + col] = coef[j] * (order == 4 ? t * t * t * t : t * t);
+        }
+    for (size_t i = 0; !st && i < nq; ++i) {
+        const double *z = Z + qidx[i] * k;
+        double *o = out + i * nb;
+        memset(o, 0, nb * sizeof *o);
+        for (size_t j = 0; j < nr; ++j) {
+            const double t = cblas_ddot((int)k, Us + j * k, 1, z, 1) + cs[j];
+            const double f = order == 4 ? softplus4(t, s) : softplus2(t, s);
+            for (size_t col = 0; col < nb; ++col) o[col] += f * ub[j * nb + col];
+        }
+    }
+    free(Us);
     return st;
 }
 

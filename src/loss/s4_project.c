@@ -1091,6 +1091,31 @@ static int tensor_block(const s4_ctx *c, s4_work *w, size_t b, void *arg) {
 
 /* ---- the tensor --------------------------------------------------------------------- */
 
+/* The ridge control variates' directions in zeta: v'z = (L'v)'zeta +
+ * v'mean, into *out (cv_ridges x k, then the cv_ridges offsets; free it). */
+static sl_status zeta_ridges(const sl_s4_options *opt, size_t k, const s4_setup *s, double **out) {
+    const size_t nr = opt->cv_ridges;
+    *out = NULL;
+    if (!opt->cv_dirs)
+        return sl_error(SL_EINVAL, "S_4 estimation: ridge control variates without directions");
+    double *U = malloc(nr * (k + 1) * sizeof *U);
+    if (!U) return sl_error(SL_ENOMEM, "out of memory");
+    double *c = U + nr * k;
+    for (size_t j = 0; j < nr; ++j) {
+        const double *v = opt->cv_dirs + j * k;
+        double *u = U + j * k;
+        c[j] = 0.0;
+        for (size_t a = 0; a < k; ++a) {
+            double t = 0.0;
+            for (size_t b = a; b < k; ++b) t += s->L[b * k + a] * v[b];
+            u[a] = t;
+            c[j] += v[a] * s->mean[a];
+        }
+    }
+    *out = U;
+    return SL_OK;
+}
+
 sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const double *Z,
                        const double *y, double *T, double *M2, sl_s4_info *info) {
     if (!Z || !y || !T) return sl_error(SL_EINVAL, "S_4 estimation: missing argument");
@@ -1125,29 +1150,12 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
             st = sl_error(SL_ENOMEM, "out of memory for %zu labels", n);
     }
     if (!st && opt.cv_ridges > 0) {
-        /* The ridges in zeta: v'z = (L'v)'zeta + v'mean. */
-        double *U = malloc(opt.cv_ridges * (k + 1) * sizeof *U);
+        double *U = NULL;
         if (!dq4) dq4 = malloc(k * k * k * k * sizeof *dq4);
-        if (!U || !dq4 || !opt.cv_dirs) {
-            st = U && dq4 ? sl_error(SL_EINVAL, "S_4 estimation: ridge control variates without "
-                                                "directions")
-                          : sl_error(SL_ENOMEM, "out of memory");
-        } else {
-            double *c = U + opt.cv_ridges * k;
-            for (size_t j = 0; j < opt.cv_ridges; ++j) {
-                const double *v = opt.cv_dirs + j * k;
-                double *u = U + j * k;
-                c[j] = 0.0;
-                for (size_t a = 0; a < k; ++a) {
-                    double t = 0.0;
-                    for (size_t b = a; b < k; ++b) t += s.L[b * k + a] * v[b];
-                    u[a] = t;
-                    c[j] += v[a] * s.mean[a];
-                }
-            }
-            st = sl_detrend_ridge_cv(n, k, s.zeta, y, opt.detrend, 4, opt.cv_ridges, U, c,
-                                     opt.cv_scale, yT, dq4, NULL);
-        }
+        st = dq4 ? zeta_ridges(&opt, k, &s, &U) : sl_error(SL_ENOMEM, "out of memory");
+        if (!st)
+            st = sl_detrend_ridge_cv(n, k, s.zeta, y, opt.detrend, 4, opt.cv_ridges, U,
+                                     U + opt.cv_ridges * k, opt.cv_scale, yT, dq4, NULL);
         free(U);
     } else if (!st) {
         st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend, yT, dq4);
@@ -1317,10 +1325,22 @@ sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, con
         yT = malloc(n * sizeof *yT);
         if (!c || !Bz || !yT) st = sl_error(SL_ENOMEM, "out of memory");
     }
-    /* The same labels as sl_s4_tensor's T. */
-    if (!st)
-        st = sl_detrend_cv(n, k, s.zeta, y, opt.detrend < 0 || opt.detrend > 4 ? 3 : opt.detrend,
-                           yT, NULL);
+    /* The same labels as sl_s4_tensor's T; with ridge control variates,
+     * also their coefficients, for the per-row fourth derivatives. */
+    const int deg = opt.detrend < 0 || opt.detrend > 4 ? 3 : opt.detrend;
+    const size_t nr = opt.cv_ridges;
+    double *U = NULL, *coef = NULL, *extra = NULL;
+    if (!st && nr > 0) {
+        st = zeta_ridges(&opt, k, &s, &U);
+        coef = malloc(nr * sizeof *coef);
+        extra = malloc(nq * nb * sizeof *extra);
+        if (!st && (!coef || !extra)) st = sl_error(SL_ENOMEM, "out of memory");
+        if (!st)
+            st = sl_detrend_ridge_cv(n, k, s.zeta, y, deg, 4, nr, U, U + nr * k, opt.cv_scale, yT,
+                                     NULL, coef);
+    } else if (!st) {
+        st = sl_detrend_cv(n, k, s.zeta, y, deg, yT, NULL);
+    }
     if (!st) {
         ctx_init(c, &opt, n, &s);
         /* The directions in zeta coordinates: b_zeta = L' b_z, since
@@ -1338,6 +1358,16 @@ sl_status sl_s4_directional(const sl_s4_options *opt_in, size_t n, size_t k, con
             .qidx = qidx, .nb = nb, .Bz = Bz, .yT = yT, .radius = opt.cutoff * s.h, .vals = vals};
         st = s4_parallel(c, nq, 16, directional_query, &job);
     }
+    /* Under the ridge control variate the per-sample term of T(b^4) is
+     * r_j S_4(b^4) plus the fit's fourth derivative along b at row j. */
+    if (!st && nr > 0)
+        st = sl_detrend_ridge_rows(n, k, s.zeta, 4, nr, U, U + nr * k, opt.cv_scale, coef, nq, qidx,
+                                   nb, Bz, extra);
+    if (!st && nr > 0)
+        for (size_t i = 0; i < nq * nb; ++i) vals[i] += extra[i];
+    free(U);
+    free(coef);
+    free(extra);
     free(c);
     free(Bz);
     free(yT);
