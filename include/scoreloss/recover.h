@@ -233,7 +233,9 @@ typedef struct sl_recover_result {
     /* T(b, b, b, b) along each recovered whitened direction b (unit), and,
      * with a truth, along each true one (P'w_i normalised; kt values): the
      * whitened coefficients c_i / D_i^2 where the optimiser ended and where
-     * it should have. NULL for l2. */
+     * it should have. After refit passes that kept a pass, these (and
+     * signal, m2_evals) are that pass's T along its directions, with the
+     * standard errors of its control-variate labels. NULL for l2. */
     double *found_signal; /* k */
     /* The standard error of each found_signal value, from the per-sample
      * terms y_j S_4(x_j)(b, b, b, b) of the same S_4 the loss used: a value

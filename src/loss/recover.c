@@ -713,9 +713,12 @@ static sl_status choose_route(run *r, sl_recover_route *route) {
 
 /* T(b, b, b, b) for unit b: along the columns of the best restart and the
  * whitened true directions P'w_i / |P'w_i|. */
-static sl_status directional_signal(run *r, const sl_moments *m) {
+static sl_status directional_signal(run *r, const sl_moments *m, const double *X) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d;
+    free(res->found_signal);
+    free(res->truth_signal);
+    res->truth_signal = NULL;
     res->found_signal = malloc(k * sizeof *res->found_signal);
     double *b = malloc(k * sizeof *b);
     if (!res->found_signal || !b) {
@@ -723,7 +726,7 @@ static sl_status directional_signal(run *r, const sl_moments *m) {
         return sl_error(SL_ENOMEM, "out of memory");
     }
     for (size_t j = 0; j < k; ++j) {
-        for (size_t i = 0; i < k; ++i) b[i] = res->sgd->x[i * k + j];
+        for (size_t i = 0; i < k; ++i) b[i] = X[i * k + j];
         const double nrm = cblas_dnrm2((int)k, b, 1);
         if (nrm > 0.0) cblas_dscal((int)k, 1.0 / nrm, b, 1);
         res->found_signal[j] = sl_moments_contract(m, b, b, b, b);
@@ -837,9 +840,7 @@ static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route ro
     free(b);
     free(v);
     sl_dist_free(marg);
-    if (st) return st;
-    significance_check(r);
-    return SL_OK;
+    return st;
 }
 
 /* The standard errors of found_signal when T came from estimated third and
@@ -849,11 +850,13 @@ static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route ro
  * independent coordinates the factorised S_4 at every sample, from the 1-D
  * fits (v = P b). */
 static sl_status directional_se_estimated(run *r, const sl_moments *m, const double *Z,
-                                          const sl_s4_options *s4o, const sl_indep_fit *fit) {
+                                          const sl_s4_options *s4o, const sl_indep_fit *fit,
+                                          const double *X, size_t n, const double *y) {
     sl_recover_result *res = r->res;
-    const size_t k = r->k, d = r->d, n = r->ntr;
+    const size_t k = r->k, d = r->d;
     const size_t nq = fit ? n : (n < SE_QUERIES ? n : SE_QUERIES);
     sl_status st = SL_OK;
+    free(res->found_signal_se);
     res->found_signal_se = malloc(k * sizeof *res->found_signal_se);
     double *vals = malloc(nq * k * sizeof *vals), *B = malloc((fit ? d : k) * k * sizeof *B);
     size_t *qidx = fit ? NULL : malloc(nq * sizeof *qidx);
@@ -866,17 +869,17 @@ static sl_status directional_se_estimated(run *r, const sl_moments *m, const dou
     /* The directions: column j of B, in z (projected) or x (independent). */
     for (size_t j = 0; j < k; ++j) {
         double nrm = 0.0;
-        for (size_t i = 0; i < k; ++i) nrm += res->sgd->x[i * k + j] * res->sgd->x[i * k + j];
+        for (size_t i = 0; i < k; ++i) nrm += X[i * k + j] * X[i * k + j];
         nrm = nrm > 0.0 ? 1.0 / sqrt(nrm) : 0.0;
         if (fit)
             for (size_t a = 0; a < d; ++a) {
                 double v = 0.0;
-                for (size_t i = 0; i < k; ++i) v += m->P[a * k + i] * res->sgd->x[i * k + j] * nrm;
+                for (size_t i = 0; i < k; ++i) v += m->P[a * k + i] * X[i * k + j] * nrm;
                 B[a * k + j] = v;
             }
         else
             for (size_t i = 0; i < k; ++i)
-                B[i * k + j] = res->sgd->x[i * k + j] * nrm / sqrt(fabs(m->evals[i]));
+                B[i * k + j] = X[i * k + j] * nrm / sqrt(fabs(m->evals[i]));
     }
     if (fit) {
         /* S_4(v^4) = (g.v)^4 + 6 (g.v)^2 q + 3 q^2 + 4 (g.v) c3 + c4 with the
@@ -901,8 +904,8 @@ static sl_status directional_se_estimated(run *r, const sl_moments *m, const dou
             for (size_t j = 0; j < k && j < 64; ++j) {
                 const double gv = acc[4 * j], q = acc[4 * j + 1], c3 = acc[4 * j + 2],
                              c4 = acc[4 * j + 3];
-                vals[s * k + j] = r->ytr[s] * (gv * gv * gv * gv + 6.0 * gv * gv * q + 3.0 * q * q +
-                                               4.0 * gv * c3 + c4);
+                vals[s * k + j] = y[s] * (gv * gv * gv * gv + 6.0 * gv * gv * q + 3.0 * q * q +
+                                          4.0 * gv * c3 + c4);
             }
         }
     } else {
@@ -919,7 +922,7 @@ static sl_status directional_se_estimated(run *r, const sl_moments *m, const dou
             free(all);
             if (rng) gsl_rng_free(rng);
         }
-        if (!st) st = sl_s4_directional(s4o, n, k, Z, r->ytr, nq, qidx, k, B, vals);
+        if (!st) st = sl_s4_directional(s4o, n, k, Z, y, nq, qidx, k, B, vals);
     }
     for (size_t j = 0; j < k && !st; ++j) {
         double mean = 0.0, var = 0.0;
@@ -931,9 +934,7 @@ static sl_status directional_se_estimated(run *r, const sl_moments *m, const dou
     free(vals);
     free(B);
     free(qidx);
-    if (st) return st;
-    significance_check(r);
-    return SL_OK;
+    return st;
 }
 
 /* Warns when the signal along some direction found is within 3 standard
@@ -1345,6 +1346,43 @@ static int collapsed(size_t k, size_t d, const double *W) {
     return 0;
 }
 
+/* The fourth moment along the kept pass's directions W (k x d, unit rows)
+ * and its standard errors, on that pass's T: m its moments, Win the
+ * directions its ridges came from. In m's whitened frame a direction w is
+ * |Lambda|^-1/2 U'w, and the ridge v_j'z with z = U'x is v_j = U'w_j. */
+static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, const double *W) {
+    const size_t k = r->k, d = r->d;
+    const size_t n = r->Xf ? r->nf : r->ntr;
+    const double *X = r->Xf ? r->Xf : r->Xtr, *y = r->Xf ? r->yf : r->ytr;
+    double *B = malloc(k * k * sizeof *B), *V = malloc(k * k * sizeof *V),
+           *Z = malloc(n * k * sizeof *Z);
+    sl_status st = B && V && Z ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    if (!st) {
+        /* B = (W U)' |Lambda|^-1/2 row-scaled: column j is direction j. */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, W,
+                    (int)d, m->U, (int)k, 0.0, V, (int)k);
+        for (size_t i = 0; i < k; ++i)
+            for (size_t j = 0; j < k; ++j) B[i * k + j] = V[j * k + i] / sqrt(fabs(m->evals[i]));
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, Win,
+                    (int)d, m->U, (int)k, 0.0, V, (int)k);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)d, 1.0, X,
+                    (int)d, m->U, (int)k, 0.0, Z, (int)k);
+        st = directional_signal(r, m, B);
+    }
+    if (!st) {
+        sl_s4_options s4o = s4_options(r->opt);
+        s4o.cv_ridges = k;
+        s4o.cv_dirs = V;
+        st = directional_se_estimated(r, m, Z, &s4o, NULL, B, n, y);
+    }
+    if (!st) st = sl_moments_signal(m);
+    if (!st) memcpy(r->res->signal, m->signal, k * sizeof *m->signal);
+    free(B);
+    free(V);
+    free(Z);
+    return st;
+}
+
 /* options.refit passes: the moments again with the directions W as ridge
  * control variates, then the refinement from W on them. The directions
  * kept are those of the pass (the first estimate included) whose second
@@ -1354,15 +1392,19 @@ static int collapsed(size_t k, size_t d, const double *W) {
  * n = 2 x 10^4, smoothing 0.1: err_max 0.029, then 0.052, 0.21, 0.13 over
  * three passes; with the cumulant estimator a pass ended with both
  * directions on one true one). A pass whose directions collapsed onto
- * each other is never kept. The reported M2 eigenvalues are the kept
- * pass's. */
+ * each other is never kept. The reported M2 eigenvalues, signal
+ * coefficients and the fourth moment along the directions found (with its
+ * standard errors) are the kept pass's. */
 static sl_status refit_passes(run *r, int passes, double *W) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d;
     double *best = malloc(k * d * sizeof *best), *ws = malloc((k * d + k) * sizeof *ws),
-           *evals = malloc(res->nevals * sizeof *evals);
+           *evals = malloc(res->nevals * sizeof *evals), *win = malloc(k * d * sizeof *win),
+           *best_win = malloc(k * d * sizeof *best_win);
     double best_rss = 0.0;
-    sl_status st = best && ws && evals ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    sl_moments *best_m = NULL;
+    sl_status st =
+        best && ws && evals && win && best_win ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
     if (!st) st = fit_rss(r, W, ws, &best_rss);
     if (!st) {
         memcpy(best, W, k * d * sizeof *best);
@@ -1374,6 +1416,7 @@ static sl_status refit_passes(run *r, int passes, double *W) {
     for (int pass = 0; !st && pass < passes; ++pass) {
         sl_moments *m = NULL;
         double rss = 0.0;
+        memcpy(win, W, k * d * sizeof *win);
         st = ridge_moments(r, W, &m);
         if (!st) st = refine_directions(r, m, W);
         if (!st) st = fit_rss(r, W, ws, &rss);
@@ -1384,7 +1427,11 @@ static sl_status refit_passes(run *r, int passes, double *W) {
                 best_rss = rss;
                 res->refit_kept = pass + 1;
                 memcpy(best, W, k * d * sizeof *best);
+                memcpy(best_win, win, k * d * sizeof *best_win);
                 memcpy(evals, m->evals, res->nevals * sizeof *evals);
+                sl_moments_free(best_m);
+                best_m = m;
+                m = NULL;
             }
         }
         sl_moments_free(m);
@@ -1392,10 +1439,14 @@ static sl_status refit_passes(run *r, int passes, double *W) {
     if (!st) {
         memcpy(W, best, k * d * sizeof *best);
         memcpy(res->m2_evals, evals, res->nevals * sizeof *evals);
+        if (best_m) st = kept_pass_signal(r, best_m, best_win, W);
     }
+    sl_moments_free(best_m);
     free(best);
     free(ws);
     free(evals);
+    free(win);
+    free(best_win);
     return st;
 }
 
@@ -1490,7 +1541,7 @@ static sl_status run_landscape(run *r) {
     /* The fourth moment along the directions found and, with a truth, along
      * the true ones: whether a unit was missed for want of signal shows
      * here. */
-    if ((st = directional_signal(r, m))) goto done;
+    if ((st = directional_signal(r, m, res->sgd->x))) goto done;
     if (res->t_estimated) {
         if (proj_est) {
             Z = malloc(r->ntr * k * sizeof *Z);
@@ -1501,7 +1552,8 @@ static sl_status run_landscape(run *r) {
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d, 1.0,
                         r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
         }
-        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL)))
+        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL,
+                                           res->sgd->x, r->ntr, r->ytr)))
             goto done;
     } else if ((st = directional_se(r, m, route))) {
         goto done;
@@ -1529,6 +1581,9 @@ static sl_status run_landscape(run *r) {
         res->seconds_refit = now_seconds() - t0;
         if (st) goto done;
     }
+    /* After the passes, so that it judges the T the kept directions came
+     * from. */
+    significance_check(r);
     t0 = now_seconds();
     st = sl_second_layer_fit(r->ntr, d, r->Xtr, r->ytr, k, opt->act, res->W_hat, res->W_hat,
                              res->a_hat, NULL);
