@@ -3,7 +3,7 @@
  *
  *   bench_s4 --dist SPEC --n N [--seeds 1,2,3] [--d 10] [--k 5] [--wseed 1]
  *            [--est cumulant,kde,quadratic] [--h H1,H2,..] [--ref M] [--cutoff C]
- *            [--uncorrected] [--minnb K]
+ *            [--uncorrected] [--minnb K] [--ridges S] [--tilt DEG]
  *
  * Fixed across seeds: W (random, seed --wseed; ReLU, a = 1, no noise), the
  * projection U0 (an orthonormal basis of W's row span) and the whitening
@@ -20,7 +20,13 @@
  * detrended: same target, but the raw-y exact T carries the sampling noise
  * of the polynomial part of y, which the control variate removes): bias = |mean over seeds of
  * (T_hat - T)| / mean |T|, noise = the standard deviation over seeds of T_hat - T (Frobenius) /
- * mean |T|. One Markdown row per estimator and bandwidth. */
+ * mean |T|. One Markdown row per estimator and bandwidth.
+ *
+ * --ridges S gives the estimators the ridge control variates of the refit
+ * passes (sl_detrend_ridge_cv through cv_ridges, smoothing S) at the true
+ * directions, each turned by DEG degrees (--tilt, a seeded random turn
+ * within z's span) to stand for directions found by a pass: the bias left
+ * is then the estimator's error times the residual only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +34,13 @@
 #include <time.h>
 
 #include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
 
 #include "core/linalg.h"
 #include "scoreloss/dist.h"
 #include "scoreloss/loss.h"
 #include "scoreloss/network.h"
+#include "scoreloss/rng.h"
 #include "scoreloss/s4.h"
 
 #define MAXS 16
@@ -133,6 +141,7 @@ int main(int argc, char **argv) {
     size_t nseeds = 3, nh = 1;
     double cutoff = 0.0;
     int uncorrected = 0;
+    double ridges = 0.0, tilt = 0.0;
     uint64_t wseed = 1;
     for (int i = 1; i < argc; ++i) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -158,6 +167,10 @@ int main(int argc, char **argv) {
             nseeds = parse_list(v, seedsd, MAXS), ++i;
         else if (!strcmp(a, "--h"))
             nh = parse_list(v, hs, MAXH), ++i;
+        else if (!strcmp(a, "--ridges"))
+            ridges = atof(v), ++i;
+        else if (!strcmp(a, "--tilt"))
+            tilt = atof(v), ++i;
         else if (!strcmp(a, "--uncorrected"))
             uncorrected = 1;
         else {
@@ -186,6 +199,29 @@ int main(int argc, char **argv) {
     if (sl_svd(k, d, net->W, sv, NULL, Vt)) die("svd");
     for (size_t a = 0; a < d; ++a)
         for (size_t c = 0; c < k; ++c) U0[a * k + c] = Vt[c * d + a];
+    /* The ridge directions in z: v_i = U0'w_i, turned by tilt degrees
+     * towards a seeded random unit vector orthogonal to v_i. */
+    double *Vr = malloc(k * k * sizeof *Vr);
+    {
+        gsl_rng *rng = sl_rng_alloc(wseed, 7);
+        if (!rng) die("rng");
+        for (size_t i = 0; i < k; ++i) {
+            double *v = Vr + i * k, r[8], nv = 0.0, nr = 0.0, dot = 0.0;
+            for (size_t c = 0; c < k; ++c) {
+                double s = 0.0;
+                for (size_t a = 0; a < d; ++a) s += U0[a * k + c] * net->W[i * d + a];
+                v[c] = s;
+                nv += s * s;
+            }
+            for (size_t c = 0; c < k; ++c) v[c] /= sqrt(nv);
+            for (size_t c = 0; c < k; ++c) r[c] = gsl_ran_gaussian(rng, 1.0);
+            for (size_t c = 0; c < k; ++c) dot += r[c] * v[c];
+            for (size_t c = 0; c < k; ++c) r[c] -= dot * v[c], nr += r[c] * r[c];
+            const double th = tilt * acos(-1.0) / 180.0;
+            for (size_t c = 0; c < k; ++c) v[c] = cos(th) * v[c] + sin(th) * r[c] / sqrt(nr);
+        }
+        gsl_rng_free(rng);
+    }
     sl_dist *marg = NULL;
     if (sl_dist_marginal(dist, k, U0, &marg) != SL_OK) {
         sl_error_clear();
@@ -197,7 +233,9 @@ int main(int argc, char **argv) {
     double Vw[64], P[640];
     /* exact, quadratic-exact (raw y); exact, quadratic-exact (y detrended);
      * estimators (y detrended inside sl_s4_tensor) */
-    const size_t nT = 4 + ne * nh;
+    /* ... and with --ridges, last, the exact T of the estimators' labels: y
+     * minus its fit on the cubic and the ridges, plus the fit's D^4. */
+    const size_t nT = 4 + ne * nh + (ridges > 0);
     double *Ts = calloc(nseeds * nT * k4, sizeof *Ts);
     double *M2err = calloc(nseeds * ne * nh, sizeof *M2err);
     double *secs = calloc(ne * nh, sizeof *secs);
@@ -319,6 +357,22 @@ int main(int argc, char **argv) {
             memcpy(Ts + (si * nT + 2 * dt) * k4, m->T, k4 * sizeof *Ts);
             sl_moments_free(m);
         }
+        if (ridges > 0) {
+            double *dq = malloc(k4 * sizeof *dq), *zero = calloc(k, sizeof *zero);
+            if (!dq || !zero ||
+                sl_detrend_ridge_cv(n, k, Z, y, 3, 4, k, Vr, zero, ridges, yd, dq, NULL))
+                die("ridge control variate");
+            sl_moments *m = stub(n, d, k, yd);
+            sl_status st = marg ? sl_moments_tensor_dist(m, marg, Z, Vw)
+                                : sl_moments_tensor_dist(m, dist, X, P);
+            if (st) die("exact T");
+            double *Tr = Ts + (si * nT + nT - 1) * k4;
+            sl_s4_contract(k, dq, k, Vw, Tr);
+            cblas_daxpy((int)k4, 1.0, m->T, 1, Tr, 1);
+            sl_moments_free(m);
+            free(dq);
+            free(zero);
+        }
         free(yd);
         /* Estimators. */
         for (size_t e = 0; e < ne; ++e)
@@ -332,6 +386,11 @@ int main(int argc, char **argv) {
                 if (cutoff > 0) o.cutoff = cutoff;
                 if (minnb > 0) o.min_neighbours = minnb;
                 o.corrected = !uncorrected;
+                if (ridges > 0) {
+                    o.cv_ridges = k;
+                    o.cv_dirs = Vr;
+                    o.cv_scale = ridges;
+                }
                 const double t0 = now();
                 if (sl_s4_tensor(&o, n, k, Z, y, Tz, M2est, &infos[e * nh + ih])) die("s4");
                 secs[e * nh + ih] += now() - t0;
@@ -358,17 +417,21 @@ int main(int argc, char **argv) {
             }
     }
     /* Summary rows. */
-    double normT = 0.0, normTd = 0.0;
+    /* The estimators' reference: the exact T of their labels. */
+    const size_t eref = ridges > 0 ? nT - 1 : 2;
+    double normT = 0.0, normTd = 0.0, normE = 0.0;
     for (size_t si = 0; si < nseeds; ++si) {
         normT += frob(k4, Ts + si * nT * k4) / (double)nseeds;
         normTd += frob(k4, Ts + (si * nT + 2) * k4) / (double)nseeds;
+        normE += frob(k4, Ts + (si * nT + eref) * k4) / (double)nseeds;
     }
     double *mean = malloc(k4 * sizeof *mean), *D = malloc(k4 * sizeof *D);
-    for (size_t t = 1; t < nT; ++t) {
+    for (size_t t = 1; t < 4 + ne * nh; ++t) {
         if (t == 2) continue; /* a reference */
-        /* Rows after the raw-y pair compare with the detrended exact T. */
-        const size_t ref = t == 1 ? 0 : 2;
-        const double nrm = t == 1 ? normT : normTd;
+        /* Rows after the raw-y pair compare with the detrended exact T, the
+         * estimators with the exact T of their own labels. */
+        const size_t ref = t == 1 ? 0 : t == 3 ? 2 : eref;
+        const double nrm = t == 1 ? normT : t == 3 ? normTd : normE;
         memset(mean, 0, k4 * sizeof *mean);
         double per[MAXS], ss = 0.0, m2e = 0.0;
         for (size_t si = 0; si < nseeds; ++si) {
@@ -393,8 +456,11 @@ int main(int argc, char **argv) {
         } else {
             const size_t e = (t - 4) / nh, ih = (t - 4) % nh;
             const sl_s4_info *inf = &infos[e * nh + ih];
-            snprintf(name, sizeof name, "%s%s", sl_s4_estimator_name(elist[e]),
-                     elist[e] == SL_S4_CUMULANT && uncorrected ? " (uncorrected)" : "");
+            char rtxt[64] = "";
+            if (ridges > 0)
+                snprintf(rtxt, sizeof rtxt, ", ridges (s %g, %g deg off)", ridges, tilt);
+            snprintf(name, sizeof name, "%s%s%s", sl_s4_estimator_name(elist[e]),
+                     elist[e] == SL_S4_CUMULANT && uncorrected ? " (uncorrected)" : "", rtxt);
             snprintf(hcol, sizeof hcol, "%.3g", inf->h);
             snprintf(extra, sizeof extra, "%.0f | %.0f | %zu | %.1f", inf->mean_neighbours,
                      inf->mean_effective, inf->regularised, secs[e * nh + ih] / (double)nseeds);
@@ -419,6 +485,7 @@ int main(int argc, char **argv) {
     free(G);
     free(H);
     free(U0);
+    free(Vr);
     free(sv);
     free(Vt);
     sl_dist_free(marg);
