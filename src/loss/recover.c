@@ -558,7 +558,8 @@ static sl_status run_l2(run *r) {
     return SL_OK;
 }
 
-/* The warnings about M2 and the signal, before any optimisation. */
+/* The warnings about M2 and the signal: before any optimisation, or with
+ * refit passes, about the kept pass's moments. */
 static void check_moments(run *r, const sl_moments *m) {
     const size_t k = r->k;
     const double *ev = m->evals;
@@ -1376,7 +1377,10 @@ static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, cons
         st = directional_se_estimated(r, m, Z, &s4o, NULL, B, n, y);
     }
     if (!st) st = sl_moments_signal(m);
-    if (!st) memcpy(r->res->signal, m->signal, k * sizeof *m->signal);
+    if (!st) {
+        memcpy(r->res->signal, m->signal, k * sizeof *m->signal);
+        check_moments(r, m);
+    }
     free(B);
     free(V);
     free(Z);
@@ -1476,7 +1480,10 @@ static sl_status run_landscape(run *r) {
     memcpy(res->signal, m->signal, k * sizeof *m->signal);
     for (size_t i = 0; i < d; ++i)
         for (size_t j = 0; j < k; ++j) r->M[i * k + j] = m->U[i * k + j] * sqrt(fabs(m->evals[j]));
-    check_moments(r, m);
+    /* With refit passes, the warnings wait for the moments whose directions
+     * are kept. */
+    const int refit = refit_count(opt, proj_est);
+    if (refit == 0) check_moments(r, m);
 
     /* The mode and the loss. */
     int tensor;
@@ -1571,7 +1578,6 @@ static sl_status run_landscape(run *r) {
         cblas_dscal((int)d, 1.0 / nrm, res->W_hat + i * d, 1);
     }
     const int exact_t = opt->score == &sl_score_exact && route != SL_ROUTE_QUADRATIC;
-    const int refit = refit_count(opt, proj_est);
     if (m->T && (opt->refine > 0 || (opt->refine < 0 && exact_t) || refit > 0)) {
         if ((st = refine_directions(r, m, res->W_hat))) goto done;
     }
@@ -1580,6 +1586,7 @@ static sl_status run_landscape(run *r) {
         st = refit_passes(r, refit, res->W_hat);
         res->seconds_refit = now_seconds() - t0;
         if (st) goto done;
+        if (res->refit_kept == 0) check_moments(r, m);
     }
     /* After the passes, so that it judges the T the kept directions came
      * from. */
