@@ -190,6 +190,36 @@ gauss,3,3,10000,landscape,exact,2,0.07
 gauss,3,3,1000,l2,none,1,0.1
 gauss,3,3,10000,l2,none,1,0.02
 EOT
+# Lines per setting of the parameters: noise and route tell the llsfe lines
+# apart, s4 follows from route and is left out of the labels, l2 has one
+# line per noise level, and --where picks runs.
+cat >sweep2.csv <<'EOT'
+dist,d,k,n,noise,loss,score,route,s4,refit,seed,err_max
+gauss,3,3,1000,0,landscape,llsfe,auto,kde,0,1,0.2
+gauss,3,3,1000,0,landscape,llsfe,auto,kde,5,1,0.02
+gauss,3,3,1000,0,landscape,llsfe,quadratic,-,-,1,0.5
+gauss,3,3,1000,0.1,landscape,llsfe,auto,kde,0,1,0.3
+gauss,3,3,1000,0,l2,-,-,-,-,1,0.001
+gauss,3,3,1000,0.1,l2,-,-,-,-,1,0.01
+logistic,3,3,1000,0,l2,-,-,-,-,1,0.002
+EOT
+# A stand-in for gnuplot that keeps the variables it was given.
+cat >fakegp.sh <<'EOT'
+#!/bin/sh
+printf '%s\n' "$2" >gpvars.txt
+out=$(sed -n "s/.*outfile='\([^']*\)'.*/\1/p" gpvars.txt)
+printf 'png' >"$out"
+EOT
+chmod +x fakegp.sh
+expect_ok env SL_GNUPLOT="$T/fakegp.sh" "$SL" plot sweep sweep2.csv --where 'dist=gauss' -o s2.png
+check "plot sweep: 6 lines" grep -q 'ngroups=6;' gpvars.txt
+check "plot sweep: labels" grep -q "titles='\"landscape/llsfe noise=0 route=auto refit=0\" \"landscape/llsfe noise=0 route=auto refit=5\" \"landscape/llsfe noise=0 route=quadratic\" \"landscape/llsfe noise=0.1 route=auto refit=0\" \"l2/- noise=0\" \"l2/- noise=0.1\"'" gpvars.txt
+expect_ok env SL_GNUPLOT="$T/fakegp.sh" "$SL" plot sweep sweep2.csv --where 'loss=l2 noise=0' -o s2.png
+check "plot sweep --where: one line per dist" grep -q "ngroups=2; titles='\"l2/- gauss\" \"l2/- logistic\"'" gpvars.txt
+expect_fail 2 "no column 'foo'" s3.png sl plot sweep sweep2.csv --where 'foo=1' -o s3.png
+expect_fail 2 "expected KEY=VALUE" s3.png sl plot sweep sweep2.csv --where 'dist' -o s3.png
+expect_fail 1 "no runs match" s3.png sl plot sweep sweep2.csv --where 'dist=student' -o s3.png
+expect_fail 2 "sweep pictures only" s3.png sl plot census sweep2.csv --where 'dist=gauss' -o s3.png
 expect_fail 2 "unknown KIND" bad.png sl plot pie a.csv -o bad.png
 expect_fail 2 "missing the input" bad.png sl plot landscape -o bad.png
 expect_fail 2 "one input" bad.png sl plot census c.csv c2.csv -o bad.png

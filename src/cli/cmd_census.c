@@ -375,7 +375,7 @@ static int run(int argc, char **argv) {
     if (png) {
         const char *in[1] = {out};
         int ps = plot_render(&args, "census", 1, in, png,
-                             "census: fraction of restarts per end point", 1);
+                             "census: fraction of restarts per end point", NULL, 1);
         if (ps && ps != PLOT_NO_GNUPLOT) status = ps;
     }
 done:

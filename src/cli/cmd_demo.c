@@ -663,7 +663,8 @@ static int run_comparison(const cli_args *args, const char *dir, const char *spe
                                 in_dir(t3, sizeof t3, dir, "trace_l2.csv")};
         if (rows[0].ok && rows[2].ok && rows[3].ok)
             plot_render(args, "trace", 3, traces, in_dir(png, sizeof png, dir, "traces.png"),
-                        "error against SGD steps: designed, Gaussian-designed, squared loss", 1);
+                        "error against SGD steps: designed, Gaussian-designed, squared loss", NULL,
+                        1);
     }
 
     /* The census: where SGD ends from many starts, designed loss and squared loss. */

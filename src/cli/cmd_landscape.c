@@ -595,7 +595,7 @@ static int run(int argc, char **argv) {
             char title[200];
             snprintf(title, sizeof title, "%s loss, %s plane", loss_names[l], pname);
             const char *in[1] = {paths[l]};
-            int ps = plot_render(&args, "landscape", 1, in, pngs[l], title, 1);
+            int ps = plot_render(&args, "landscape", 1, in, pngs[l], title, NULL, 1);
             if (ps == PLOT_NO_GNUPLOT) {
                 free(pngs[0]);
                 free(pngs[1]);

@@ -10,6 +10,9 @@
 static const cli_option options[] = {
     {"output", 'o', CLI_VALUE | CLI_REQUIRED | CLI_OUTPUT, "OUT.png", NULL, "the picture (PNG)"},
     {"title", 0, CLI_VALUE, "TEXT", NULL, "the picture's title (default: the input's name)"},
+    {"where", 0, CLI_VALUE, "'KEY=V[,V..] ..'", NULL,
+     "sweep: only the runs whose columns hold one of the values, for every condition (e.g. "
+     "'dist=logistic refit=0,5')"},
 };
 
 static int run(int argc, char **argv);
@@ -28,7 +31,9 @@ const cli_command cli_cmd_plot = {
     "             restarts, global minimum green, spurious red\n"
     "  sweep      error against n (log-log) from a sweep CSV (columns dist,d,k,n,loss,\n"
     "             score,seed,err_max, read by name): mean over seeds with standard-error\n"
-    "             bars, one line per (loss, score) group\n"
+    "             bars, one line per setting of the run parameters (n and seed aside),\n"
+    "             labelled loss/score and the parameters that tell it from the other\n"
+    "             lines of its loss and score; --where picks runs (at most 12 lines)\n"
     "KIND and the inputs come before the options. gnuplot runs as a child process\n"
     "($SL_GNUPLOT, else gnuplot on PATH; pngcairo, else png) on scripts/plot/KIND.gp,\n"
     "found in $SL_PLOT_DIR, $SL_SOURCE_ROOT/scripts/plot, or ../scripts/plot and\n"
@@ -69,6 +74,9 @@ static int run(int argc, char **argv) {
     const char *out = cli_value(&args, "output");
     if (strcmp(out, "-") == 0) return cli_option_error(&args, "output", "cannot be stdout");
     const char *title = cli_value(&args, "title");
+    const char *where = cli_value(&args, "where");
+    if (where && strcmp(kind, "sweep") != 0)
+        return cli_option_error(&args, "where", "applies to sweep pictures only");
     status =
         plot_render(&args, kind, (size_t)(npos - 1), (const char *const *)argv + 2, out,
                     title                         ? title
@@ -76,6 +84,6 @@ static int run(int argc, char **argv) {
                     : strcmp(kind, "sweep") == 0  ? "error against n"
                     : strcmp(kind, "census") == 0 ? "census: fraction of restarts per end point"
                                                   : argv[2],
-                    0);
+                    where, 0);
     return status == PLOT_NO_GNUPLOT ? CLI_EXIT_FAILURE : status;
 }

@@ -553,10 +553,11 @@ done:
     return status;
 }
 
-/* Sweep rows grouped by (dist, d, k, loss, score): mean and standard error
- * of err_max over the rows (seeds) at each n. */
+/* Sweep rows grouped by their parameters (every column of the sweep's own
+ * parameter list present in the file, n aside): mean and standard error of
+ * err_max over the rows (seeds) at each n. */
 typedef struct sweep_row {
-    size_t group;
+    size_t row, group;
     double n, err;
 } sweep_row;
 
@@ -566,71 +567,144 @@ static int compare_sweep(const void *a, const void *b) {
     return (x->n > y->n) - (x->n < y->n);
 }
 
-static int prep_sweep(const cli_args *args, const char *path, workdir *w, vars *v) {
+/* The parameter columns of a sweep results file, in its order (cmd_sweep.c);
+ * loss and score name a line, the others qualify it where they differ. */
+static const char *const sweep_params[] = {
+    "dist",    "d",     "k",      "act",       "noise",        "w",      "a",
+    "loss",    "score", "route",  "s4",        "s4_reference", "u_rows", "assume",
+    "detrend", "refit", "mode",   "bandwidth", "mu",           "lambda", "constraint",
+    "lr",      "batch", "epochs", "restarts",  "holdout"};
+#define SWEEP_NPARAMS (sizeof sweep_params / sizeof sweep_params[0])
+
+/* Whether row r passes the --where conditions: space-separated KEY=V[,V..],
+ * each a column that must hold one of the values. 0 = keep, 1 = drop, else
+ * an exit status after the message. */
+static int sweep_where(const cli_args *args, const char *path, const str_table *t, size_t r,
+                       const char *where) {
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", where) >= (int)sizeof buf)
+        return cli_option_error(args, "where", "too long");
+    int drop = 0;
+    for (char *save = NULL, *cond = strtok_r(buf, " \t", &save); cond;
+         cond = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(cond, '=');
+        if (!eq || eq == cond || !eq[1])
+            return cli_option_error(args, "where", "expected KEY=VALUE[,VALUE..], got '%s'", cond);
+        *eq = '\0';
+        const long c = str_col(t, cond);
+        if (c < 0) return cli_option_error(args, "where", "no column '%s' in %s", cond, path);
+        const char *cell = t->cells[r * t->cols + (size_t)c];
+        int match = 0;
+        for (char *vsave = NULL, *val = strtok_r(eq + 1, ",", &vsave); val && !match;
+             val = strtok_r(NULL, ",", &vsave))
+            match = strcmp(cell, val) == 0;
+        if (!match) drop = 1;
+    }
+    return drop;
+}
+
+/* Which of the np parameter columns pidx label group g: among the groups
+ * with g's loss and score (columns cl, cs), a column is shown when two of
+ * them agree on every column already shown but not on this one, taken in
+ * the sweep's order. So noise and route are shown where they vary, and the
+ * columns that follow from them (s4, u_rows, detrend after route) are not. */
+static void sweep_label_columns(const str_table *t, const size_t *key, size_t ngroups, size_t g,
+                                long cl, long cs, const long *pidx, size_t np, int *shown) {
+    const char *const *cell = (const char *const *)t->cells;
+    const size_t cols = t->cols, kg = key[g] * cols;
+    for (size_t c = 0; c < np; ++c) {
+        shown[c] = 0;
+        if (pidx[c] == cl || pidx[c] == cs) continue;
+        for (size_t a = 0; a < ngroups && !shown[c]; ++a)
+            for (size_t b = a + 1; b < ngroups && !shown[c]; ++b) {
+                const size_t ka = key[a] * cols, kb = key[b] * cols;
+                int same = strcmp(cell[ka + cl], cell[kg + cl]) == 0 &&
+                           strcmp(cell[ka + cs], cell[kg + cs]) == 0 &&
+                           strcmp(cell[kb + cl], cell[kg + cl]) == 0 &&
+                           strcmp(cell[kb + cs], cell[kg + cs]) == 0;
+                for (size_t e = 0; e < c && same; ++e)
+                    if (shown[e]) same = strcmp(cell[ka + pidx[e]], cell[kb + pidx[e]]) == 0;
+                shown[c] = same && strcmp(cell[ka + pidx[c]], cell[kb + pidx[c]]) != 0;
+            }
+    }
+}
+
+static int prep_sweep(const cli_args *args, const char *path, const char *where, workdir *w,
+                      vars *v) {
     int status = 0;
     str_table *t = str_table_read(args, path, &status);
     if (!t) return status;
     static const char *const cols[] = {"dist", "d", "k", "n", "loss", "score", "err_max"};
-    long idx[7];
+    long idx[7], pidx[SWEEP_NPARAMS];
+    int shown[SWEEP_NPARAMS];
     sweep_row *rows = NULL;
     size_t *key = NULL; /* each group's first row */
+    size_t np = 0, nrows = 0;
     FILE *f = NULL;
     const char *sp = NULL;
     if ((status = need_cols(args, path, t, 7, cols, idx))) goto done;
-    if (t->rows == 0) {
-        status = cli_error(args, CLI_EXIT_FAILURE, "%s: no runs to plot", path);
-        goto done;
-    }
-    rows = malloc(t->rows * sizeof *rows);
-    key = malloc(t->rows * sizeof *key);
+    for (size_t c = 0; c < SWEEP_NPARAMS; ++c)
+        if ((pidx[np] = str_col(t, sweep_params[c])) >= 0) ++np;
+    rows = malloc((t->rows + 1) * sizeof *rows);
+    key = malloc((t->rows + 1) * sizeof *key);
     if (!rows || !key) {
         status = cli_error(args, CLI_EXIT_FAILURE, "out of memory");
         goto done;
     }
-    /* Which of dist, d, k vary: only those enter the labels. */
-    int varies[3] = {0, 0, 0};
-    for (size_t r = 1; r < t->rows; ++r)
-        for (int c = 0; c < 3; ++c)
-            if (strcmp(t->cells[r * t->cols + idx[c]], t->cells[idx[c]]) != 0) varies[c] = 1;
-    size_t ngroups = 0;
     for (size_t r = 0; r < t->rows; ++r) {
+        const int drop = where ? sweep_where(args, path, t, r, where) : 0;
+        if (drop > 1) {
+            status = drop;
+            goto done;
+        }
+        if (!drop) rows[nrows++].row = r;
+    }
+    if (nrows == 0) {
+        status =
+            where ? cli_error(args, CLI_EXIT_FAILURE, "%s: no runs match --where '%s'", path, where)
+                  : cli_error(args, CLI_EXIT_FAILURE, "%s: no runs to plot", path);
+        goto done;
+    }
+    size_t ngroups = 0;
+    for (size_t i = 0; i < nrows; ++i) {
+        const size_t r = rows[i].row;
         size_t gi = ngroups;
         for (size_t g = 0; g < ngroups && gi == ngroups; ++g) {
             int same = 1;
-            for (int c = 0; c < 6 && same; ++c)
-                if (c != 3 && strcmp(t->cells[r * t->cols + idx[c]],
-                                     t->cells[key[g] * t->cols + idx[c]]) != 0)
-                    same = 0;
+            for (size_t c = 0; c < np && same; ++c)
+                same = strcmp(t->cells[r * t->cols + (size_t)pidx[c]],
+                              t->cells[key[g] * t->cols + (size_t)pidx[c]]) == 0;
             if (same) gi = g;
         }
         if (gi == ngroups) key[ngroups++] = r;
-        rows[r].group = gi;
-        if (cell_number(t, r, idx[3], &rows[r].n) || !(rows[r].n > 0)) {
+        rows[i].group = gi;
+        if (cell_number(t, r, idx[3], &rows[i].n) || !(rows[i].n > 0)) {
             status = bad_number(args, path, t, r, idx[3]);
             goto done;
         }
-        if (cell_number(t, r, idx[6], &rows[r].err)) {
+        if (cell_number(t, r, idx[6], &rows[i].err)) {
             status = bad_number(args, path, t, r, idx[6]);
             goto done;
         }
     }
     if (ngroups > 12) {
-        status =
-            cli_error(args, CLI_EXIT_FAILURE,
-                      "%s: %zu (loss, score) groups: at most 12 fit in one picture", path, ngroups);
+        status = cli_error(args, CLI_EXIT_FAILURE,
+                           "%s: %zu groups of runs (lines): at most 12 fit in one picture; choose "
+                           "some with --where",
+                           path, ngroups);
         goto done;
     }
-    qsort(rows, t->rows, sizeof *rows, compare_sweep);
+    qsort(rows, nrows, sizeof *rows, compare_sweep);
     if (!(f = workdir_open(w, "sweep.dat", &sp))) {
         status = cli_error(args, CLI_EXIT_FAILURE, "cannot write temporary files in %s", w->path);
         goto done;
     }
-    char titles[2048] = "";
+    char titles[4096] = "";
     for (size_t g = 0; g < ngroups; ++g) {
         if (g) fprintf(f, "\n\n");
-        for (size_t r = 0; r < t->rows;) {
+        for (size_t r = 0; r < nrows;) {
             size_t e = r;
-            while (e < t->rows && rows[e].group == rows[r].group && rows[e].n == rows[r].n) ++e;
+            while (e < nrows && rows[e].group == rows[r].group && rows[e].n == rows[r].n) ++e;
             if (rows[r].group == g) {
                 double sum = 0.0, ss = 0.0;
                 size_t cnt = 0;
@@ -650,17 +724,23 @@ static int prep_sweep(const cli_args *args, const char *path, workdir *w, vars *
             }
             r = e;
         }
+        /* The label: loss/score, then the parameters that tell the line
+         * from the others of its loss and score (sweep_label_columns). */
         const size_t k0 = key[g] * t->cols;
         char label[256];
         int len =
             snprintf(label, sizeof label, "%s/%s", t->cells[k0 + idx[4]], t->cells[k0 + idx[5]]);
-        static const char *const pre[3] = {" ", " d=", " k="};
-        for (int c = 0; c < 3; ++c)
-            if (varies[c] && len > 0 && (size_t)len < sizeof label)
-                len += snprintf(label + len, sizeof label - (size_t)len, "%s%s", pre[c],
-                                t->cells[k0 + idx[c]]);
+        sweep_label_columns(t, key, ngroups, g, idx[4], idx[5], pidx, np, shown);
+        for (size_t c = 0; c < np; ++c) {
+            const char *val = t->cells[k0 + (size_t)pidx[c]];
+            if (!shown[c] || strcmp(val, "-") == 0 || len <= 0 || (size_t)len >= sizeof label)
+                continue;
+            len += pidx[c] == idx[0] ? snprintf(label + len, sizeof label - (size_t)len, " %s", val)
+                                     : snprintf(label + len, sizeof label - (size_t)len, " %s=%s",
+                                                t->names[pidx[c]], val);
+        }
         for (char *c = label; *c; ++c)
-            if (*c == '"') *c = '`';
+            if (*c == '"' || *c == '\'') *c = '`';
         size_t used = strlen(titles);
         snprintf(titles + used, sizeof titles - used, "%s\"%s\"", g ? " " : "", label);
     }
@@ -708,7 +788,7 @@ static void first_line(const char *path, char *out, size_t len) {
 }
 
 int plot_render(const cli_args *args, const char *kind, size_t ninputs, const char *const *inputs,
-                const char *png, const char *title, int warn_only) {
+                const char *png, const char *title, const char *where, int warn_only) {
     char gnuplot[4096], script[4096];
     if (!plot_kind_known(kind))
         return cli_error(args, CLI_EXIT_USAGE,
@@ -742,7 +822,7 @@ int plot_render(const cli_args *args, const char *kind, size_t ninputs, const ch
     else if (strcmp(kind, "census") == 0)
         status = prep_census(args, inputs[0], &w, &v);
     else
-        status = prep_sweep(args, inputs[0], &w, &v);
+        status = prep_sweep(args, inputs[0], where, &w, &v);
     /* The PNG goes to a temporary name beside the target. */
     char tmp_png[4200], errpath[700];
     snprintf(tmp_png, sizeof tmp_png, "%s.tmp.%ld.png", png, (long)getpid());

@@ -25,9 +25,11 @@
  * Returns 0 on success, PLOT_NO_GNUPLOT when gnuplot is absent (after a
  * one-line message "scoreloss SUB: ..."; warn_only chooses between
  * "warning: ... wrote the CSV only" and an error), or an exit status after
- * a one-line message. title may be NULL. */
+ * a one-line message. title may be NULL. where (sweep only; NULL: every
+ * run) keeps the runs whose columns match: space-separated KEY=V[,V..]
+ * conditions, as `scoreloss plot --where` takes them. */
 int plot_render(const cli_args *args, const char *kind, size_t ninputs, const char *const *inputs,
-                const char *png, const char *title, int warn_only);
+                const char *png, const char *title, const char *where, int warn_only);
 
 /* Checks, before any work, that png can be written (a temporary file is
  * created beside it and removed); prints the message and returns the exit
