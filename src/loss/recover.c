@@ -1359,7 +1359,7 @@ static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, cons
            *Z = malloc(n * k * sizeof *Z);
     sl_status st = B && V && Z ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
     if (!st) {
-        /* B = (W U)' |Lambda|^-1/2 row-scaled: column j is direction j. */
+        /* Column j of B: |Lambda|^-1/2 U'w_j (V = W U first, then Win U). */
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, W,
                     (int)d, m->U, (int)k, 0.0, V, (int)k);
         for (size_t i = 0; i < k; ++i)
