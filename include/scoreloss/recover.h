@@ -230,10 +230,11 @@ typedef struct sl_recover_result {
     size_t nevals;
     double *m2_evals; /* the top min(k + 1, d) eigenvalues of M2 by absolute value */
     double *signal;   /* k whitened signal coefficients (eigenvalues of T's unfolding) */
-    /* T(b, b, b, b) along each recovered whitened direction b (unit), and,
-     * with a truth, along each true one (P'w_i normalised; kt values): the
-     * whitened coefficients c_i / D_i^2 where the optimiser ended and where
-     * it should have. After refit passes that kept a pass, these (and
+    /* T(b, b, b, b) along each recovered direction w (the rows of W_hat,
+     * after the refinement; b = P'w normalised), and, with a truth, along
+     * each true one (P'w_i normalised; kt values): the whitened
+     * coefficients c_i / D_i^2 where the recovery ended and where it should
+     * have. After refit passes that kept a pass, these (and
      * signal, m2_evals) are that pass's T along its directions, with the
      * standard errors of its control-variate labels. NULL for l2. */
     double *found_signal; /* k */

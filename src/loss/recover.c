@@ -759,7 +759,8 @@ static sl_status directional_signal(run *r, const sl_moments *m, const double *X
  * section 2). */
 static void significance_check(run *r);
 
-static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route route) {
+static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route route,
+                                const double *X) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d, n = r->ntr;
     const sl_dist *dist = r->opt->score_opt.dist;
@@ -767,13 +768,14 @@ static sl_status directional_se(run *r, const sl_moments *m, sl_recover_route ro
     sl_status st = SL_OK;
     if (route == SL_ROUTE_PROJECTED) st = sl_dist_marginal(dist, k, m->U, &marg);
     const size_t dv = route == SL_ROUTE_PROJECTED ? k : d; /* the S_4's dimension */
+    free(res->found_signal_se);
     res->found_signal_se = malloc(k * sizeof *res->found_signal_se);
     double *vals = malloc(n * sizeof *vals), *b = malloc(k * sizeof *b),
            *v = malloc(dv * sizeof *v);
     if (!st && (!res->found_signal_se || !vals || !b || !v))
         st = sl_error(SL_ENOMEM, "out of memory");
     for (size_t j = 0; j < k && st == SL_OK; ++j) {
-        for (size_t i = 0; i < k; ++i) b[i] = res->sgd->x[i * k + j];
+        for (size_t i = 0; i < k; ++i) b[i] = X[i * k + j];
         const double nrm = cblas_dnrm2((int)k, b, 1);
         if (nrm > 0.0) cblas_dscal((int)k, 1.0 / nrm, b, 1);
         /* The direction in the S_4's own coordinates. */
@@ -1347,6 +1349,15 @@ static int collapsed(size_t k, size_t d, const double *W) {
     return 0;
 }
 
+/* B (k x k): column j is direction w_j (row j of W, k x d) in the whitened
+ * frame of m, |Lambda|^-1/2 U'w_j (the columns of the landscape's B map
+ * back to rows U |Lambda|^1/2 b_j). */
+static void whitened_dirs(const sl_moments *m, size_t k, size_t d, const double *W, double *B) {
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)k, (int)k, (int)d, 1.0, m->U, (int)k, W,
+                (int)d, 0.0, B, (int)k);
+    for (size_t i = 0; i < k; ++i) cblas_dscal((int)k, 1.0 / sqrt(fabs(m->evals[i])), B + i * k, 1);
+}
+
 /* The fourth moment along the kept pass's directions W (k x d, unit rows)
  * and its standard errors, on that pass's T: m its moments, Win the
  * directions its ridges came from. In m's whitened frame a direction w is
@@ -1359,11 +1370,7 @@ static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, cons
            *Z = malloc(n * k * sizeof *Z);
     sl_status st = B && V && Z ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
     if (!st) {
-        /* Column j of B: |Lambda|^-1/2 U'w_j (V = W U first, then Win U). */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, W,
-                    (int)d, m->U, (int)k, 0.0, V, (int)k);
-        for (size_t i = 0; i < k; ++i)
-            for (size_t j = 0; j < k; ++j) B[i * k + j] = V[j * k + i] / sqrt(fabs(m->evals[i]));
+        whitened_dirs(m, k, d, W, B);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)k, (int)k, (int)d, 1.0, Win,
                     (int)d, m->U, (int)k, 0.0, V, (int)k);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)d, 1.0, X,
@@ -1461,7 +1468,7 @@ static sl_status run_landscape(run *r) {
     sl_moments *m = NULL;
     sl_landscape *L = NULL;
     sl_indep_fit *fit = NULL;
-    double *Z = NULL, t0;
+    double *Z = NULL, *Bw = NULL, t0;
     sl_status st = run_moments(r, &m, &fit);
     if (st) goto done;
     const sl_recover_route route = res->route;
@@ -1545,27 +1552,6 @@ static sl_status run_landscape(run *r) {
             res->restart_error[i] = err_max_of(r, res->restart_W + i * k * d);
     }
 
-    /* The fourth moment along the directions found and, with a truth, along
-     * the true ones: whether a unit was missed for want of signal shows
-     * here. */
-    if ((st = directional_signal(r, m, res->sgd->x))) goto done;
-    if (res->t_estimated) {
-        if (proj_est) {
-            Z = malloc(r->ntr * k * sizeof *Z);
-            if (!Z) {
-                st = sl_error(SL_ENOMEM, "out of memory");
-                goto done;
-            }
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d, 1.0,
-                        r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
-        }
-        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL,
-                                           res->sgd->x, r->ntr, r->ytr)))
-            goto done;
-    } else if ((st = directional_se(r, m, route))) {
-        goto done;
-    }
-
     /* Directions, then signs and the second layer on the fitted rows. */
     map_back(r, res->sgd->x, res->W_hat);
     for (size_t i = 0; i < k; ++i) {
@@ -1580,6 +1566,32 @@ static sl_status run_landscape(run *r) {
     const int exact_t = opt->score == &sl_score_exact && route != SL_ROUTE_QUADRATIC;
     if (m->T && (opt->refine > 0 || (opt->refine < 0 && exact_t) || refit > 0)) {
         if ((st = refine_directions(r, m, res->W_hat))) goto done;
+    }
+    /* The fourth moment along the directions found (after the refinement)
+     * and, with a truth, along the true ones: whether a unit was missed for
+     * want of signal shows here. The refit passes redo it for the pass
+     * they keep. */
+    if (!(Bw = malloc(k * k * sizeof *Bw))) {
+        st = sl_error(SL_ENOMEM, "out of memory");
+        goto done;
+    }
+    whitened_dirs(m, k, d, res->W_hat, Bw);
+    if ((st = directional_signal(r, m, Bw))) goto done;
+    if (res->t_estimated) {
+        if (proj_est) {
+            Z = malloc(r->ntr * k * sizeof *Z);
+            if (!Z) {
+                st = sl_error(SL_ENOMEM, "out of memory");
+                goto done;
+            }
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d, 1.0,
+                        r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
+        }
+        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL, Bw, r->ntr,
+                                           r->ytr)))
+            goto done;
+    } else if ((st = directional_se(r, m, route, Bw))) {
+        goto done;
     }
     if (refit > 0) {
         t0 = now_seconds();
@@ -1596,6 +1608,7 @@ static sl_status run_landscape(run *r) {
                              res->a_hat, NULL);
     res->seconds_second_layer = now_seconds() - t0;
 done:
+    free(Bw);
     sl_landscape_free(L);
     sl_moments_free(m);
     sl_indep_fit_free(fit);
