@@ -3,7 +3,7 @@
  *
  *   bench_s4 --dist SPEC --n N [--seeds 1,2,3] [--d 10] [--k 5] [--wseed 1]
  *            [--est cumulant,kde,quadratic] [--h H1,H2,..] [--ref M] [--cutoff C]
- *            [--uncorrected] [--minnb K] [--ridges S] [--tilt DEG]
+ *            [--uncorrected] [--minnb K] [--ridges S] [--tilt DEG] [--thin gauss|zero]
  *
  * Fixed across seeds: W (random, seed --wseed; ReLU, a = 1, no noise), the
  * projection U0 (an orthonormal basis of W's row span) and the whitening
@@ -26,7 +26,8 @@
  * passes (sl_detrend_ridge_cv through cv_ridges, smoothing S) at the true
  * directions, each turned by DEG degrees (--tilt, a seeded random turn
  * within z's span) to stand for directions found by a pass: the bias left
- * is then the estimator's error times the residual only. */
+ * is then the estimator's error times the residual only. --thin: what the
+ * points with too few neighbours contribute (sl_s4_options.thin). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,7 @@ int main(int argc, char **argv) {
     double cutoff = 0.0;
     int uncorrected = 0;
     double ridges = 0.0, tilt = 0.0;
+    sl_s4_thin thin = SL_S4_THIN_GAUSS;
     uint64_t wseed = 1;
     for (int i = 1; i < argc; ++i) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -171,7 +173,10 @@ int main(int argc, char **argv) {
             ridges = atof(v), ++i;
         else if (!strcmp(a, "--tilt"))
             tilt = atof(v), ++i;
-        else if (!strcmp(a, "--uncorrected"))
+        else if (!strcmp(a, "--thin")) {
+            if (sl_s4_thin_from_name(v, &thin)) die("--thin");
+            ++i;
+        } else if (!strcmp(a, "--uncorrected"))
             uncorrected = 1;
         else {
             fprintf(stderr, "bench_s4: unknown argument %s\n", a);
@@ -386,6 +391,7 @@ int main(int argc, char **argv) {
                 if (cutoff > 0) o.cutoff = cutoff;
                 if (minnb > 0) o.min_neighbours = minnb;
                 o.corrected = !uncorrected;
+                o.thin = thin;
                 if (ridges > 0) {
                     o.cv_ridges = k;
                     o.cv_dirs = Vr;
@@ -459,6 +465,9 @@ int main(int argc, char **argv) {
             char rtxt[64] = "";
             if (ridges > 0)
                 snprintf(rtxt, sizeof rtxt, ", ridges (s %g, %g deg off)", ridges, tilt);
+            if (thin != SL_S4_THIN_GAUSS)
+                snprintf(rtxt + strlen(rtxt), sizeof rtxt - strlen(rtxt), ", thin %s",
+                         sl_s4_thin_name(thin));
             snprintf(name, sizeof name, "%s%s%s", sl_s4_estimator_name(elist[e]),
                      elist[e] == SL_S4_CUMULANT && uncorrected ? " (uncorrected)" : "", rtxt);
             snprintf(hcol, sizeof hcol, "%.3g", inf->h);

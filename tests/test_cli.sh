@@ -791,6 +791,13 @@ expect_fail 2 "option --refit: the passes refine the directions: leave out --ref
 expect_fail 2 "option --refit: the l2 loss uses no scores or moments" $R --loss l2 --refit 1 -o $OUT
 expect_fail 2 "option --refit-scale: expected a number > 0, got '0'" $R --refit-scale 0 -o $OUT
 expect_fail 2 "option --refit-rows: expected a non-negative integer, got '-1'" $R --refit-rows -1 -o $OUT
+expect_fail 2 "option --s4-thin: unknown rule for thin neighbourhoods 'none' \(expected gauss or zero\)" \
+    $R --s4-thin none -o $OUT
+expect_fail 2 "option --s4-thin: applies to estimated scores on the projected route only" \
+    $R --route quadratic --s4-thin zero -o $OUT
+expect_fail 2 "option --shrink: applies to llsfe scores only" $R --score hermite --shrink 3 -o $OUT
+expect_fail 2 "option --shrink: expected a number >= 0, got '-1'" $R --shrink -1 -o $OUT
+expect_fail 2 "option --shrink: the l2 loss uses no scores or moments" $R --loss l2 --shrink 3 -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \
     $R --score hermite --detrend 4 -o $OUT
 expect_fail 2 "detrend 4 adds the fitted quartic's fourth derivative back to T, which needs the exact S_4" \

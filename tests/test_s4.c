@@ -474,6 +474,36 @@ START_TEST(s4_directional_is_tensor) {
 }
 END_TEST
 
+/* Thin neighbourhoods: with every point thin (min_neighbours above n), the
+ * global Gaussian's scores give the Gaussian's T and M2 (nonzero), zero
+ * gives exactly zero, for every estimator. */
+START_TEST(s4_thin_rule) {
+    enum { N = 1500, K = 3 };
+    double *Z = malloc(N * K * sizeof *Z), *y = malloc(N * sizeof *y);
+    ck_assert(Z && y);
+    two_relu_data(N, K, Z, y);
+    double T[81], M2[9], Tg[81], M2g[9];
+    sl_s4_info info;
+    for (int e = 0; e < 3; ++e) {
+        sl_s4_options o;
+        sl_s4_options_default(&o);
+        o.estimator = (sl_s4_estimator)e;
+        o.reference = 600;
+        o.min_neighbours = 2 * N;
+        ck_assert_int_eq(sl_s4_tensor(&o, N, K, Z, y, Tg, M2g, &info), SL_OK);
+        ck_assert_uint_eq(info.regularised, N);
+        o.thin = SL_S4_THIN_ZERO;
+        ck_assert_int_eq(sl_s4_tensor(&o, N, K, Z, y, T, M2, &info), SL_OK);
+        ck_assert_uint_eq(info.regularised, N);
+        for (int i = 0; i < 81; ++i) ck_assert(T[i] == 0.0);
+        for (int i = 0; i < 9; ++i) ck_assert(M2[i] == 0.0);
+        ck_assert(sum_abs(81, Tg) > 0.0 && sum_abs(9, M2g) > 0.0);
+    }
+    free(Z);
+    free(y);
+}
+END_TEST
+
 /* ---- determinism, contraction, arguments ------------------------------------------- */
 
 START_TEST(s4_thread_independent) {
@@ -531,6 +561,11 @@ START_TEST(s4_invalid) {
     ck_assert_int_eq(e, SL_S4_KDE);
     ck_assert_int_eq(sl_s4_estimator_from_name("nope", &e), SL_EINVAL);
     ck_assert_str_eq(sl_s4_estimator_name(SL_S4_QUADRATIC), "quadratic");
+    sl_s4_thin t;
+    ck_assert_int_eq(sl_s4_thin_from_name("zero", &t), SL_OK);
+    ck_assert_int_eq(t, SL_S4_THIN_ZERO);
+    ck_assert_int_eq(sl_s4_thin_from_name("gaussian", &t), SL_EINVAL);
+    ck_assert_str_eq(sl_s4_thin_name(SL_S4_THIN_GAUSS), "gauss");
     /* Too few samples, too many directions, missing arguments, degenerate data. */
     ck_assert_int_eq(sl_s4_tensor(NULL, 5, 2, Z, y, T, NULL, NULL), SL_EINVAL);
     ck_assert_int_eq(sl_s4_tensor(NULL, 20, 9, Z, y, T, NULL, NULL), SL_EINVAL);
@@ -1046,6 +1081,7 @@ int main(void) {
     tcase_add_test(tc, detrend_cv_derivative);
     tcase_add_test(tc, ridge_cv_exact);
     tcase_add_test(tc, s4_directional_is_tensor);
+    tcase_add_test(tc, s4_thin_rule);
     tcase_add_test(tc, ridge_cv_stein);
     tcase_add_loop_test(tc, recover_estimated, 0, sizeof rec_cases / sizeof rec_cases[0]);
     tcase_add_test(tc, recover_routes);

@@ -285,7 +285,8 @@ def upper_triangle(g, H):
 # Keyword arguments of recover() that map to library option names.
 _RECOVER_OPTIONS = (
     "route", "mode", "mu", "lambda", "constraint", "lr", "batch", "epochs", "restarts",
-    "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "u_rows", "assume",
+    "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows",
+    "assume",
     "detrend", "refine", "refit", "refit_scale", "refit_rows", "tensor_steps", "bw_const",
     "strategy", "cutoff", "knn_eps", "shrink",
 )
@@ -494,10 +495,10 @@ def _check_recover_args(X, y, k):
 
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
                "strategy", "cutoff", "knn_eps", "shrink", "tensor_steps", "s4", "s4_bandwidth",
-               "s4_reference", "u_rows", "assume", "detrend", "refine", "refit", "refit_scale",
-               "refit_rows")
+               "s4_reference", "s4_thin", "u_rows", "assume", "detrend", "refine", "refit",
+               "refit_scale", "refit_rows")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
-_S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "u_rows", "refit", "refit_scale",
+_S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows", "refit", "refit_scale",
             "refit_rows")
 
 
@@ -549,7 +550,7 @@ def recover(X, y, k, loss="landscape", score="llsfe", dist=None, truth=None, act
     meanings and defaults: route, mode, mu, lambda_ (or lambda via **),
     constraint, lr, batch, epochs ("auto" or a count), restarts, seed,
     bandwidth, holdout, s4 (cumulant, kde, quadratic), s4_bandwidth,
-    s4_reference, u_rows, assume ("independent"), detrend, refine, refit
+    s4_reference, s4_thin (gauss, zero), u_rows, assume ("independent"), detrend, refine, refit
     ("auto" or a count), refit_scale, refit_rows, and tensor_steps,
     bw_const, strategy, cutoff, knn_eps, shrink. Returns a RecoverResult.
     """

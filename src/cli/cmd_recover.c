@@ -48,6 +48,13 @@ static const cli_option options[] = {
     {"s4-reference", 0, CLI_VALUE, "M", "auto",
      "reference samples of the S_4 estimator's neighbourhoods (a seeded subset), or all, or auto "
      "(10000)"},
+    {"s4-thin", 0, CLI_VALUE, "RULE", "gauss",
+     "what the S_4 estimator's points with too few neighbours contribute: gauss (the global "
+     "Gaussian's scores) or zero (nothing; measured better on heavy tails, worse on gauss: see "
+     "README)"},
+    {"shrink", 0, CLI_VALUE, "NU0", NULL,
+     "llsfe: weight in pseudo-samples of the pooled local covariance the local fit is shrunk "
+     "towards, >= 0 (default: chosen with the automatic bandwidth; 3 with a given one)"},
     {"u-rows", 0, CLI_VALUE, "N", "20000",
      "estimated scores, projected route: rows (a seeded subset) whose d-dimensional scores give "
      "M2 and its top-k eigenvectors U; 0 = all"},
@@ -125,6 +132,7 @@ const cli_command cli_cmd_recover = {
     "         [--score llsfe|kde|gauss|hermite|exact] [--dist SPEC]\n"
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
     "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
+    "         [--s4-thin gauss|zero] [--shrink NU0]\n"
     "         [--u-rows N] [--assume independent] [--detrend auto|0..4]\n"
     "         [--refine auto|cp|none] [--refit auto|N] [--refit-scale S] [--refit-rows N]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
@@ -295,6 +303,11 @@ static int parse(const cli_args *args, settings *s) {
         return cli_option_lib_error(args, "bandwidth", st);
     if ((st = sl_s4_estimator_from_name(cli_value(args, "s4"), &o->s4.estimator)))
         return cli_option_lib_error(args, "s4", st);
+    if ((st = sl_s4_thin_from_name(cli_value(args, "s4-thin"), &o->s4.thin)))
+        return cli_option_lib_error(args, "s4-thin", st);
+    if (cli_given(args, "shrink") &&
+        (status = cli_double(args, "shrink", 0.0, HUGE_VAL, "a number >= 0", &o->score_opt.shrink)))
+        return status;
     if (strcmp(cli_value(args, "s4-bandwidth"), "auto") != 0 &&
         (status =
              cli_double(args, "s4-bandwidth", DBL_MIN, HUGE_VAL, "a number > 0 or auto", &o->s4.h)))
@@ -323,9 +336,9 @@ static int parse(const cli_args *args, settings *s) {
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
         static const char *const unused[] = {
-            "score",      "dist",      "route",  "mode",         "mu",           "lambda",
-            "constraint", "bandwidth", "s4",     "s4-bandwidth", "s4-reference", "u-rows",
-            "assume",     "detrend",   "refine", "refit",        "refit-scale"};
+            "score",     "dist",  "route",        "mode",         "mu",     "lambda", "constraint",
+            "bandwidth", "s4",    "s4-bandwidth", "s4-reference", "u-rows", "assume", "detrend",
+            "refine",    "refit", "refit-scale",  "s4-thin",      "shrink"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -345,12 +358,14 @@ static int parse(const cli_args *args, settings *s) {
                                     "independent applies to estimated scores on route full or "
                                     "quadratic (the factorised fit replaces the score estimator)");
         static const char *const s4_only[] = {"s4",    "s4-bandwidth", "s4-reference", "u-rows",
-                                              "refit", "refit-scale",  "refit-rows"};
+                                              "refit", "refit-scale",  "refit-rows",   "s4-thin"};
         for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
             if (cli_given(args, s4_only[i]) &&
                 (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
                 return cli_option_error(args, s4_only[i],
                                         "applies to estimated scores on the projected route only");
+        if (cli_given(args, "shrink") && o->score != &sl_score_llsfe)
+            return cli_option_error(args, "shrink", "applies to llsfe scores only");
         if (o->refit > 0 && o->refine == 0)
             return cli_option_error(args, "refit",
                                     "the passes refine the directions: leave out --refine none");

@@ -305,6 +305,11 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
             return sl_error_prefix(st, "option s4: ");
         return SL_OK;
     }
+    if (strcmp(name, "s4-thin") == 0) {
+        if ((st = sl_s4_thin_from_name(value, &o->s4.thin)))
+            return sl_error_prefix(st, "option s4-thin: ");
+        return SL_OK;
+    }
     if (strcmp(name, "s4-bandwidth") == 0 || strcmp(name, "s4-reference") == 0) {
         /* auto: the library's default, whatever it is. */
         sl_s4_options def;
@@ -345,7 +350,8 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         SL_EINVAL,
         "unknown recover option '%.60s' (expected k, loss, score, route, mode, act, "
         "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
-        "tensor-steps, s4, s4-bandwidth, s4-reference, u-rows, assume, detrend, refine, refit, "
+        "tensor-steps, s4, s4-bandwidth, s4-reference, s4-thin, u-rows, assume, detrend, refine, "
+        "refit, "
         "refit-scale, refit-rows, bandwidth, bw-const, strategy, cutoff, knn-eps or shrink)",
         name);
 }

@@ -109,20 +109,43 @@ int openblas_get_num_threads(void);
 #define DEFAULT_MIN_NEIGHBOURS 30
 
 static const char *const estimator_names[] = {"cumulant", "kde", "quadratic"};
+static const char *const thin_names[] = {"gauss", "zero"};
+
+/* *out = the index of name among the count names, or an error naming what
+ * was expected. */
+static sl_status name_index(const char *const *names, int count, const char *name, const char *what,
+                            const char *expected, int *out) {
+    for (int i = 0; name && i < count; ++i)
+        if (strcmp(name, names[i]) == 0) {
+            *out = i;
+            return SL_OK;
+        }
+    return sl_error(SL_EINVAL, "unknown %s '%s' (expected %s)", what, name ? name : "(null)",
+                    expected);
+}
 
 sl_status sl_s4_estimator_from_name(const char *name, sl_s4_estimator *out) {
-    if (name)
-        for (int i = 0; i < 3; ++i)
-            if (strcmp(name, estimator_names[i]) == 0) {
-                *out = (sl_s4_estimator)i;
-                return SL_OK;
-            }
-    return sl_error(SL_EINVAL, "unknown S_4 estimator '%s' (expected cumulant, kde or quadratic)",
-                    name ? name : "(null)");
+    int i = 0;
+    sl_status st =
+        name_index(estimator_names, 3, name, "S_4 estimator", "cumulant, kde or quadratic", &i);
+    if (!st) *out = (sl_s4_estimator)i;
+    return st;
 }
 
 const char *sl_s4_estimator_name(sl_s4_estimator e) {
     return (int)e >= 0 && (int)e < 3 ? estimator_names[e] : "unknown";
+}
+
+sl_status sl_s4_thin_from_name(const char *name, sl_s4_thin *out) {
+    int i = 0;
+    sl_status st =
+        name_index(thin_names, 2, name, "rule for thin neighbourhoods", "gauss or zero", &i);
+    if (!st) *out = (sl_s4_thin)i;
+    return st;
+}
+
+const char *sl_s4_thin_name(sl_s4_thin t) {
+    return (int)t >= 0 && (int)t < 2 ? thin_names[t] : "unknown";
 }
 
 void sl_s4_options_default(sl_s4_options *opt) {
@@ -701,6 +724,15 @@ static int fit_point(const s4_ctx *c, s4_work *w, const double *q, double K0, do
             for (size_t b = 0; b < k; ++b) w->c2[a * k + b] = w->m2[a * k + b] - mu[a] * mu[b];
         ok = clamped_inverse(k, w->c2, w->Si, w->L, w->B);
     }
+    if (!ok && c->opt->thin == SL_S4_THIN_ZERO) {
+        /* Too few neighbours: no contribution (S_2 = S_4 = 0; for kde,
+         * add_point reads S_4 from G4 and S_2 from H). */
+        memset(w->g, 0, k * sizeof *w->g);
+        memset(w->H, 0, k2 * sizeof *w->H);
+        memset(w->G3, 0, k3 * sizeof *w->G3);
+        memset(w->G4, 0, k4 * sizeof *w->G4);
+        return 1;
+    }
     if (!ok) {
         /* Too few neighbours, or a degenerate neighbourhood: the global
          * standard Gaussian of the standardised data. */
@@ -1126,6 +1158,9 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
         sl_s4_options_default(&opt);
     if ((int)opt.estimator < 0 || (int)opt.estimator > SL_S4_QUADRATIC)
         return sl_error(SL_EINVAL, "S_4 estimation: unknown estimator %d", (int)opt.estimator);
+    if ((int)opt.thin < 0 || (int)opt.thin > SL_S4_THIN_ZERO)
+        return sl_error(SL_EINVAL, "S_4 estimation: unknown rule for thin neighbourhoods %d",
+                        (int)opt.thin);
     if (!sl_all_finite(n, y)) return sl_error(SL_EINVAL, "S_4 estimation: non-finite labels");
     if (opt.detrend < 0 || opt.detrend > 4)
         return sl_error(SL_EINVAL, "S_4 estimation: detrend degree %d (0..4)", opt.detrend);
