@@ -725,8 +725,9 @@ static int fit_point(const s4_ctx *c, s4_work *w, const double *q, double K0, do
         ok = clamped_inverse(k, w->c2, w->Si, w->L, w->B);
     }
     if (!ok && c->opt->thin == SL_S4_THIN_ZERO) {
-        /* Too few neighbours: no contribution (S_2 = S_4 = 0; for kde,
-         * add_point reads S_4 from G4 and S_2 from H). */
+        /* Too few neighbours, or a degenerate neighbourhood: no
+         * contribution (S_2 = S_4 = 0; for kde, add_point reads S_4 from
+         * G4 and S_2 from H). */
         memset(w->g, 0, k * sizeof *w->g);
         memset(w->H, 0, k2 * sizeof *w->H);
         memset(w->G3, 0, k3 * sizeof *w->G3);
