@@ -294,6 +294,10 @@ sl_status sl_detrend_ridge_rows(size_t n, size_t k, const double *Z, int order, 
                         s);
     for (size_t i = 0; i < nq; ++i)
         if (qidx[i] >= n) return sl_error(SL_EINVAL, "detrend: row index %zu of %zu", qidx[i], n);
+    if (nr == 0 || nb == 0) {
+        memset(out, 0, nq * nb * sizeof *out);
+        return SL_OK;
+    }
     /* Us, cs as the fit had them; ub[j * nb + col] = a_j (u_j'b_col)^order. */
     double *Us = malloc((nr * (k + 1) + nr * nb) * sizeof *Us);
     if (!Us) return sl_error(SL_ENOMEM, "detrend: out of memory for %zu ridges", nr);
