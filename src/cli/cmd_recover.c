@@ -145,9 +145,8 @@ const cli_command cli_cmd_recover = {
     "U |Lambda|^(1/2) b_j -> (exact S_4: --refine) the w_j refined by a least-squares\n"
     "fit of the unwhitened fourth moment -> (estimated S_4: --refit) M2 and T\n"
     "estimated again with the w_j as control variates, the w_j refined again, a few\n"
-    "times -> signs and second layer a by least squares. With --loss l2, Adam on the squared loss "
-    "over (W, a) from a random\n"
-    "start instead.\n"
+    "times -> signs and second layer a by least squares. With --loss l2, Adam on\n"
+    "the squared loss over (W, a) from a random start instead.\n"
     "The held-out rows are set aside first; every step fits on the others.\n"
     "\n"
     "The summary on stdout: the error in its max form (zero only when every true\n"
@@ -336,9 +335,9 @@ static int parse(const cli_args *args, settings *s) {
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
         static const char *const unused[] = {
-            "score",     "dist",  "route",        "mode",         "mu",     "lambda", "constraint",
-            "bandwidth", "s4",    "s4-bandwidth", "s4-reference", "u-rows", "assume", "detrend",
-            "refine",    "refit", "refit-scale",  "s4-thin",      "shrink"};
+            "score",     "dist",  "route",        "mode",         "mu",      "lambda", "constraint",
+            "bandwidth", "s4",    "s4-bandwidth", "s4-reference", "u-rows",  "assume", "detrend",
+            "refine",    "refit", "refit-scale",  "refit-rows",   "s4-thin", "shrink"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
