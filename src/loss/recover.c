@@ -377,7 +377,8 @@ typedef struct run {
     sl_scores *scores;
     double *Xu, *yu;
     size_t nu;
-    /* The rows of the refit passes' T (options.refit_rows), or NULL: all. */
+    /* The rows of the refit passes' T: a seeded subset of options.refit_rows
+     * rows, or the fitted rows themselves. */
     double *Xf, *yf;
     size_t nf;
     /* Warnings, one per line. */
@@ -394,8 +395,8 @@ static void run_free(run *r) {
     free(r->Wbuf);
     free(r->warn);
     sl_scores_free(r->scores);
-    free(r->Xf);
-    free(r->yf);
+    if (r->Xf != r->Xtr) free(r->Xf);
+    if (r->yf != r->ytr) free(r->yf);
     if (r->Xu != r->Xtr) free(r->Xu);
     if (r->yu != r->ytr) free(r->yu);
 }
@@ -1318,10 +1319,7 @@ static sl_status ridge_moments(run *r, const double *W, sl_moments **out) {
                     (int)d, m0->U, (int)k, 0.0, V, (int)k);
         s4o.cv_ridges = k;
         s4o.cv_dirs = V;
-        st = r->Xf ? sl_moments_projected(&s4o, r->nf, d, r->Xf, r->yf, k, m0->U, m0->evals, out,
-                                          NULL)
-                   : sl_moments_projected(&s4o, r->ntr, d, r->Xtr, r->ytr, k, m0->U, m0->evals, out,
-                                          NULL);
+        st = sl_moments_projected(&s4o, r->nf, d, r->Xf, r->yf, k, m0->U, m0->evals, out, NULL);
     }
     sl_moments_free(m0);
     free(yl);
@@ -1364,8 +1362,8 @@ static void whitened_dirs(const sl_moments *m, size_t k, size_t d, const double 
  * |Lambda|^-1/2 U'w, and the ridge v_j'z with z = U'x is v_j = U'w_j. */
 static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, const double *W) {
     const size_t k = r->k, d = r->d;
-    const size_t n = r->Xf ? r->nf : r->ntr;
-    const double *X = r->Xf ? r->Xf : r->Xtr, *y = r->Xf ? r->yf : r->ytr;
+    const size_t n = r->nf;
+    const double *X = r->Xf, *y = r->yf;
     double *B = malloc(k * k * sizeof *B), *V = malloc(k * k * sizeof *V),
            *Z = malloc(n * k * sizeof *Z);
     sl_status st = B && V && Z ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
@@ -1422,6 +1420,9 @@ static sl_status refit_passes(run *r, int passes, double *W) {
         memcpy(evals, res->m2_evals, res->nevals * sizeof *evals);
     }
     res->refit_kept = 0;
+    r->Xf = r->Xtr;
+    r->yf = r->ytr;
+    r->nf = r->ntr;
     if (!st && r->opt->refit_rows > 0 && r->opt->refit_rows < r->ntr)
         st = pick_rows(r, r->opt->refit_rows, STREAM_REFIT_ROWS, &r->Xf, &r->yf, &r->nf);
     for (int pass = 0; !st && pass < passes; ++pass) {
@@ -1567,38 +1568,39 @@ static sl_status run_landscape(run *r) {
     if (m->T && (opt->refine > 0 || (opt->refine < 0 && exact_t) || refit > 0)) {
         if ((st = refine_directions(r, m, res->W_hat))) goto done;
     }
-    /* The fourth moment along the directions found (after the refinement)
-     * and, with a truth, along the true ones: whether a unit was missed for
-     * want of signal shows here. The refit passes redo it for the pass
-     * they keep. */
-    if (!(Bw = malloc(k * k * sizeof *Bw))) {
-        st = sl_error(SL_ENOMEM, "out of memory");
-        goto done;
-    }
-    whitened_dirs(m, k, d, res->W_hat, Bw);
-    if ((st = directional_signal(r, m, Bw))) goto done;
-    if (res->t_estimated) {
-        if (proj_est) {
-            Z = malloc(r->ntr * k * sizeof *Z);
-            if (!Z) {
-                st = sl_error(SL_ENOMEM, "out of memory");
-                goto done;
-            }
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d, 1.0,
-                        r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
-        }
-        if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL, Bw, r->ntr,
-                                           r->ytr)))
-            goto done;
-    } else if ((st = directional_se(r, m, route, Bw))) {
-        goto done;
-    }
     if (refit > 0) {
         t0 = now_seconds();
         st = refit_passes(r, refit, res->W_hat);
         res->seconds_refit = now_seconds() - t0;
         if (st) goto done;
-        if (res->refit_kept == 0) check_moments(r, m);
+    }
+    /* The fourth moment along the directions found (after the refinement)
+     * and, with a truth, along the true ones: whether a unit was missed for
+     * want of signal shows here. A kept refit pass did this on its own T. */
+    if (res->refit_kept == 0) {
+        if (refit > 0) check_moments(r, m);
+        if (!(Bw = malloc(k * k * sizeof *Bw))) {
+            st = sl_error(SL_ENOMEM, "out of memory");
+            goto done;
+        }
+        whitened_dirs(m, k, d, res->W_hat, Bw);
+        if ((st = directional_signal(r, m, Bw))) goto done;
+        if (res->t_estimated) {
+            if (proj_est) {
+                Z = malloc(r->ntr * k * sizeof *Z);
+                if (!Z) {
+                    st = sl_error(SL_ENOMEM, "out of memory");
+                    goto done;
+                }
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r->ntr, (int)k, (int)d,
+                            1.0, r->Xtr, (int)d, m->U, (int)k, 0.0, Z, (int)k);
+            }
+            if ((st = directional_se_estimated(r, m, Z, &s4o, res->independent ? fit : NULL, Bw,
+                                               r->ntr, r->ytr)))
+                goto done;
+        } else if ((st = directional_se(r, m, route, Bw))) {
+            goto done;
+        }
     }
     /* After the passes, so that it judges the T the kept directions came
      * from. */
