@@ -3,7 +3,7 @@
  *
  *   bench_s4 --dist SPEC --n N [--seeds 1,2,3] [--d 10] [--k 5] [--wseed 1]
  *            [--est cumulant,kde,quadratic] [--h H1,H2,..] [--ref M] [--cutoff C]
- *            [--uncorrected] [--minnb K] [--ridges S] [--tilt DEG] [--thin gauss|zero]
+ *            [--uncorrected] [--minnb K] [--ridges S] [--tilt DEG] [--thin gauss|zero|t]
  *
  * Fixed across seeds: W (random, seed --wseed; ReLU, a = 1, no noise), the
  * projection U0 (an orthonormal basis of W's row span) and the whitening
@@ -143,7 +143,9 @@ int main(int argc, char **argv) {
     double cutoff = 0.0;
     int uncorrected = 0;
     double ridges = 0.0, tilt = 0.0;
-    sl_s4_thin thin = SL_S4_THIN_GAUSS;
+    sl_s4_options dflt;
+    sl_s4_options_default(&dflt);
+    sl_s4_thin thin = dflt.thin;
     uint64_t wseed = 1;
     for (int i = 1; i < argc; ++i) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -454,7 +456,7 @@ int main(int argc, char **argv) {
         }
         const double bias = frob(k4, mean) / nrm;
         const double noise = nseeds > 1 ? sqrt(ss / (double)(nseeds - 1)) / nrm : NAN;
-        char name[64], hcol[32] = "-", extra[128] = "- | - | - | -";
+        char name[128], hcol[32] = "-", extra[128] = "- | - | - | -";
         if (t == 1) {
             snprintf(name, sizeof name, "quadratic, exact (g, H)");
         } else if (t == 3) {
@@ -462,12 +464,14 @@ int main(int argc, char **argv) {
         } else {
             const size_t e = (t - 4) / nh, ih = (t - 4) % nh;
             const sl_s4_info *inf = &infos[e * nh + ih];
-            char rtxt[64] = "";
+            char rtxt[96] = "";
             if (ridges > 0)
                 snprintf(rtxt, sizeof rtxt, ", ridges (s %g, %g deg off)", ridges, tilt);
-            if (thin != SL_S4_THIN_GAUSS)
-                snprintf(rtxt + strlen(rtxt), sizeof rtxt - strlen(rtxt), ", thin %s",
-                         sl_s4_thin_name(thin));
+            snprintf(rtxt + strlen(rtxt), sizeof rtxt - strlen(rtxt), ", thin %s",
+                     sl_s4_thin_name(thin));
+            if (thin == SL_S4_THIN_T) /* the last seed's fit */
+                snprintf(rtxt + strlen(rtxt), sizeof rtxt - strlen(rtxt), " (nu %g, scale %.3g)",
+                         inf->thin_nu, inf->thin_scale);
             snprintf(name, sizeof name, "%s%s%s", sl_s4_estimator_name(elist[e]),
                      elist[e] == SL_S4_CUMULANT && uncorrected ? " (uncorrected)" : "", rtxt);
             snprintf(hcol, sizeof hcol, "%.3g", inf->h);

@@ -792,7 +792,7 @@ expect_fail 2 "option --refit: the l2 loss uses no scores or moments" $R --loss 
 expect_fail 2 "option --refit-rows: the l2 loss uses no scores or moments" $R --loss l2 --refit-rows 1000 -o $OUT
 expect_fail 2 "option --refit-scale: expected a number > 0, got '0'" $R --refit-scale 0 -o $OUT
 expect_fail 2 "option --refit-rows: expected a non-negative integer, got '-1'" $R --refit-rows -1 -o $OUT
-expect_fail 2 "option --s4-thin: unknown rule for thin neighbourhoods 'none' \(expected gauss or zero\)" \
+expect_fail 2 "option --s4-thin: unknown rule for thin neighbourhoods 'none' \(expected gauss, zero or t\)" \
     $R --s4-thin none -o $OUT
 expect_fail 2 "option --s4-thin: applies to estimated scores on the projected route only" \
     $R --route quadratic --s4-thin zero -o $OUT

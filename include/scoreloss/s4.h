@@ -56,11 +56,14 @@ const char *sl_s4_estimator_name(sl_s4_estimator e);
 
 /* What a point with too few effective neighbours contributes. */
 typedef enum sl_s4_thin {
-    SL_S4_THIN_GAUSS = 0, /* the global Gaussian's scores of the standardised data (default) */
-    SL_S4_THIN_ZERO       /* nothing: its S_2 and S_4 are taken as zero */
+    SL_S4_THIN_GAUSS = 0, /* the standard Gaussian's scores of the standardised data */
+    SL_S4_THIN_ZERO,      /* nothing: its S_2 and S_4 are taken as zero */
+    SL_S4_THIN_T          /* the scores of an isotropic Student t fitted to the standardised
+                             data by maximum likelihood (degrees of freedom from a grid that
+                             ends at the Gaussian, the scale free; default): see s4_project.c */
 } sl_s4_thin;
 
-/* "gauss", "zero". */
+/* "gauss", "zero", "t". */
 sl_status sl_s4_thin_from_name(const char *name, sl_s4_thin *out);
 const char *sl_s4_thin_name(sl_s4_thin t);
 
@@ -77,13 +80,15 @@ typedef struct sl_s4_options {
                               mean and covariance by G3 and G4; 0 (default: the correction
                               diverges on thin neighbourhoods) uses llsfe's g and H */
     size_t min_neighbours; /* effective neighbours (K0^2 / sum w^2) below which a point takes
-                              the global Gaussian's scores (default 30) */
-    /* Those points' scores (default gauss). The Gaussian's S_4 grows as
-     * |z|^4 where a heavy-tailed density's decays: on Student t (nu = 5,
-     * d = 10, k = 5, 15% of the points thin) zero cut the first estimate's
-     * bias from 102 to 3.2 and, with ridge control variates at the truth
-     * (s = 0.05), from 0.48 to 0.012; on gauss it raised the first
-     * estimate's from 0.75 to 1.09 (bench_s4 --thin). */
+                              the rule below (default 30) */
+    /* Those points' scores (default t). The Gaussian's S_4 grows as |z|^4
+     * where a heavy-tailed density's decays: on Student t (nu = 5, d = 10,
+     * k = 5, 15% of the points thin) zero cut the first estimate's bias from
+     * 102 to 3.2 and, with ridge control variates at the truth (s = 0.05),
+     * from 0.48 to 0.012, but on gauss it raised the first estimate's from
+     * 0.75 to 1.09. The fitted t (nu 5 on Student, 400 on gauss) was as good
+     * as the better of the two on all four inputs of the README's table, and
+     * better on logistic (bench_s4 --thin; s4_project.c). */
     sl_s4_thin thin;
     int detrend;   /* y minus its least-squares polynomial of this degree in z (0..4, default
                       3) enters T, and minus its linear fit enters M2: the targets are unchanged
@@ -114,8 +119,15 @@ typedef struct sl_s4_info {
     size_t nref;            /* reference samples */
     double mean_neighbours; /* reference samples within cutoff * h, mean over queries */
     double mean_effective;  /* K0^2 / sum w^2, mean over queries */
-    size_t regularised;     /* queries that took the global Gaussian's scores */
+    size_t regularised;     /* queries that took the rule for thin neighbourhoods */
+    double thin_nu;         /* that rule's degrees of freedom: INFINITY for gauss (and for t
+                               when the Gaussian fits best), NAN for zero */
+    double thin_scale;      /* its scale in standardised units (1 for gauss, NAN for zero) */
 } sl_s4_info;
+
+/* The thin rule as it was applied, for reports: "zero", "gauss", "the
+ * Gaussian, scale S" or "t, nu V, scale S" (t's fit in info). */
+void sl_s4_thin_describe(sl_s4_thin t, const sl_s4_info *info, char *buf, size_t len);
 
 /* The estimated T_z = (1/n) sum_j y_j S_4^z(z_j) (k^4, row-major) and
  * M2_z = (1/n) sum_j y_j S_2^z(z_j) (k x k; may be NULL) from n samples Z

@@ -550,7 +550,7 @@ def recover(X, y, k, loss="landscape", score="llsfe", dist=None, truth=None, act
     meanings and defaults: route, mode, mu, lambda_ (or lambda via **),
     constraint, lr, batch, epochs ("auto" or a count), restarts, seed,
     bandwidth, holdout, s4 (cumulant, kde, quadratic), s4_bandwidth,
-    s4_reference, s4_thin (gauss, zero), u_rows, assume ("independent"), detrend, refine, refit
+    s4_reference, s4_thin (t, gauss, zero), u_rows, assume ("independent"), detrend, refine, refit
     ("auto" or a count), refit_scale, refit_rows, and tensor_steps,
     bw_const, strategy, cutoff, knn_eps, shrink. Returns a RecoverResult.
     """

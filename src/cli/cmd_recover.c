@@ -48,10 +48,10 @@ static const cli_option options[] = {
     {"s4-reference", 0, CLI_VALUE, "M", "auto",
      "reference samples of the S_4 estimator's neighbourhoods (a seeded subset), or all, or auto "
      "(10000)"},
-    {"s4-thin", 0, CLI_VALUE, "RULE", "gauss",
-     "what the S_4 estimator's points with too few neighbours contribute: gauss (the global "
-     "Gaussian's scores) or zero (nothing; measured better on heavy tails, worse on gauss: see "
-     "README)"},
+    {"s4-thin", 0, CLI_VALUE, "RULE", "t",
+     "the scores the S_4 estimator's points with too few neighbours take: t (those of an "
+     "isotropic Student t fitted to the standardised z, the Gaussian as its limit), gauss (the "
+     "standard Gaussian's) or zero (none); see README"},
     {"shrink", 0, CLI_VALUE, "NU0", NULL,
      "llsfe: weight in pseudo-samples of the pooled local covariance the local fit is shrunk "
      "towards, >= 0 (default: chosen with the automatic bandwidth; 3 with a given one)"},
@@ -132,7 +132,7 @@ const cli_command cli_cmd_recover = {
     "         [--score llsfe|kde|gauss|hermite|exact] [--dist SPEC]\n"
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
     "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
-    "         [--s4-thin gauss|zero] [--shrink NU0]\n"
+    "         [--s4-thin t|gauss|zero] [--shrink NU0]\n"
     "         [--u-rows N] [--assume independent] [--detrend auto|0..4]\n"
     "         [--refine auto|cp|none] [--refit auto|N] [--refit-scale S] [--refit-rows N]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
@@ -453,16 +453,19 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
         if (r->independent)
             cli_text_put(t, "S_4: independent coordinates, factorised 1-D log-density fits (G3, G4 "
                             "included)\n");
-        else if (r->t_estimated)
+        else if (r->t_estimated) {
+            char rule[96];
+            sl_s4_thin_describe(o->s4.thin, &r->s4_info, rule, sizeof rule);
             cli_text_put(
                 t,
                 "S_4: %s estimator on z = U'x (U from the %s scores of %zu rows), bandwidth %.3g "
                 "(standardised z), %zu reference samples, %.0f within reach and %.0f effective "
-                "per point on average, %zu points regularised\n",
+                "per point on average; %zu points with fewer than %zu effective took the thin "
+                "rule (%s)\n",
                 sl_s4_estimator_name(r->s4_estimator), o->score->name, r->u_rows, r->s4_info.h,
                 r->s4_info.nref, r->s4_info.mean_neighbours, r->s4_info.mean_effective,
-                r->s4_info.regularised);
-        else if (r->route == SL_ROUTE_QUADRATIC)
+                r->s4_info.regularised, o->s4.min_neighbours, rule);
+        } else if (r->route == SL_ROUTE_QUADRATIC)
             cli_text_put(
                 t, "S_4: locally quadratic, from g and H only (third and fourth log-derivatives "
                    "dropped)\n");

@@ -1191,12 +1191,15 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
                                   &res->s4_info);
         res->seconds_s4 = now_seconds() - t1;
         sl_moments_free(m0);
-        if (!st && res->s4_info.regularised)
+        if (!st && res->s4_info.regularised) {
+            char rule[96];
+            sl_s4_thin_describe(s4o.thin, &res->s4_info, rule, sizeof rule);
             warn(r,
                  "S_4 (%s): %zu of %zu points had fewer than %zu effective neighbours and took "
-                 "the global Gaussian's scores",
+                 "the thin rule's scores (%s)",
                  sl_s4_estimator_name(s4o.estimator), res->s4_info.regularised, r->ntr,
-                 s4o.min_neighbours);
+                 s4o.min_neighbours, rule);
+        }
     } else if (!st && res->independent) {
         st = sl_moments_tensor_indep(m, r->ntr, d, r->Xtr, fit);
     } else if (!st && route != SL_ROUTE_QUADRATIC) {

@@ -109,7 +109,7 @@ int openblas_get_num_threads(void);
 #define DEFAULT_MIN_NEIGHBOURS 30
 
 static const char *const estimator_names[] = {"cumulant", "kde", "quadratic"};
-static const char *const thin_names[] = {"gauss", "zero"};
+static const char *const thin_names[] = {"gauss", "zero", "t"};
 
 /* *out = the index of name among the count names, or an error naming what
  * was expected. */
@@ -139,13 +139,23 @@ const char *sl_s4_estimator_name(sl_s4_estimator e) {
 sl_status sl_s4_thin_from_name(const char *name, sl_s4_thin *out) {
     int i = 0;
     sl_status st =
-        name_index(thin_names, 2, name, "rule for thin neighbourhoods", "gauss or zero", &i);
+        name_index(thin_names, 3, name, "rule for thin neighbourhoods", "gauss, zero or t", &i);
     if (!st) *out = (sl_s4_thin)i;
     return st;
 }
 
 const char *sl_s4_thin_name(sl_s4_thin t) {
-    return (int)t >= 0 && (int)t < 2 ? thin_names[t] : "unknown";
+    return (int)t >= 0 && (int)t < 3 ? thin_names[t] : "unknown";
+}
+
+void sl_s4_thin_describe(sl_s4_thin t, const sl_s4_info *info, char *buf, size_t len) {
+    if (!buf || len == 0) return;
+    if (t != SL_S4_THIN_T || !info)
+        snprintf(buf, len, "%s", sl_s4_thin_name(t));
+    else if (isfinite(info->thin_nu))
+        snprintf(buf, len, "t, nu %g, scale %.3g", info->thin_nu, info->thin_scale);
+    else
+        snprintf(buf, len, "the Gaussian, scale %.3g", info->thin_scale);
 }
 
 void sl_s4_options_default(sl_s4_options *opt) {
@@ -158,6 +168,7 @@ void sl_s4_options_default(sl_s4_options *opt) {
     opt->reference = DEFAULT_REFERENCE;
     opt->detrend = 3;
     opt->corrected = 0; /* the correction diverges on thin neighbourhoods: see the top */
+    opt->thin = SL_S4_THIN_T;
     opt->min_neighbours = DEFAULT_MIN_NEIGHBOURS;
     opt->seed = 1;
     opt->cv_scale = 0.2;
@@ -237,6 +248,7 @@ typedef struct s4_ctx {
     const double *rows; /* the tree's copy of the reference rows */
     const size_t *tord; /* the reference sample at each of the tree's rows */
     double h;
+    double thin_nu, thin_s2; /* the thin rule's model (thin_model) */
     /* Unique-monomial positions of the full index tuples. */
     size_t n2, n3, n4;
     size_t idx2[MAX_K * MAX_K], idx3[MAX_K * MAX_K * MAX_K], idx4[MAX_K * MAX_K * MAX_K * MAX_K];
@@ -681,6 +693,98 @@ static void apply_all(size_t k, int r, const double *A, const double *X, double 
     }
 }
 
+/* The thin rule's model at the standardised point q: log p = phi(u) with
+ * u = |q|^2, phi(u) = -u / (2 s2) for the Gaussian (thin_nu infinite; the
+ * gauss rule has s2 = 1) and -(nu + k)/2 log(nu s2 + u) for the t. As u is
+ * quadratic in q (Faa di Bruno), with p1..p4 the derivatives of phi in u:
+ * g = 2 p1 q, H = 4 p2 q q' + 2 p1 I, G3 = 8 p3 q^3 + 12 p2 I q,
+ * G4 = 16 p4 q^4 + 48 p3 I q q + 12 p2 I I, where each term with I stands
+ * for the sum over its 3, 6 or 3 placements, which the symmetrisation at
+ * the end restores. */
+static void thin_model(const s4_ctx *c, const double *q, double *g, double *H, double *G3,
+                       double *G4) {
+    const size_t k = c->k, k2 = k * k;
+    double u = 0.0;
+    for (size_t a = 0; a < k; ++a) u += q[a] * q[a];
+    double p1 = -0.5 / c->thin_s2, p2 = 0.0, p3 = 0.0, p4 = 0.0;
+    if (isfinite(c->thin_nu)) {
+        const double half = 0.5 * (c->thin_nu + (double)k);
+        const double iu = 1.0 / (c->thin_nu * c->thin_s2 + u);
+        p1 = -half * iu;
+        p2 = half * iu * iu;
+        p3 = -2.0 * p2 * iu;
+        p4 = -3.0 * p3 * iu;
+    }
+    for (size_t a = 0; a < k; ++a) g[a] = 2.0 * p1 * q[a];
+    for (size_t ab = 0; ab < k2; ++ab) {
+        const size_t a = ab / k, b = ab % k;
+        const double I_ab = a == b ? 1.0 : 0.0, qq = q[a] * q[b];
+        H[ab] = 4.0 * p2 * qq + 2.0 * p1 * I_ab;
+        for (size_t e = 0; e < k; ++e) G3[ab * k + e] = (8.0 * p3 * qq + 12.0 * p2 * I_ab) * q[e];
+        for (size_t ce = 0; ce < k2; ++ce) {
+            const size_t cc = ce / k, e = ce % k;
+            const double I_ce = cc == e ? 1.0 : 0.0;
+            G4[ab * k2 + ce] =
+                (16.0 * p4 * qq + 48.0 * p3 * I_ab) * q[cc] * q[e] + 12.0 * p2 * I_ab * I_ce;
+        }
+    }
+}
+
+/* The t rule's fit: an isotropic Student t centred at 0 (the data are
+ * standardised), density proportional to (1 + |q|^2 / (nu s2))^(-(nu + k)/2),
+ * by maximum likelihood on the m reference samples: for each nu of a grid,
+ * s2 by EM (the weights (nu + k) / (nu + |q|^2 / s2)), then the nu of the
+ * largest likelihood, the Gaussian N(0, s2 I) (nu = INFINITY) included.
+ * A grid, not a continuous nu: the rule needs the tail's rough shape
+ * (|S_4| decaying like |q|^-4 or growing like |q|^4), and a grid is
+ * deterministic and cannot wander. */
+static const double t_nu_grid[] = {1.0,  1.5,  2.0,  2.5,  3.0,   3.5,   4.0,   5.0,  6.0,
+                                   8.0,  10.0, 13.0, 16.0, 20.0,  25.0,  32.0,  40.0, 50.0,
+                                   64.0, 80.0, 100., 150., 200.0, 400.0, 1000.0};
+static sl_status fit_t(size_t m, size_t k, const double *ref, double *nu, double *s2) {
+    double *r2 = malloc(m * sizeof *r2);
+    if (!r2) return sl_error(SL_ENOMEM, "out of memory for %zu reference samples", m);
+    const double dk = (double)k, dm = (double)m;
+    double mean_r2 = 0.0;
+    for (size_t i = 0; i < m; ++i) {
+        double v = 0.0;
+        for (size_t a = 0; a < k; ++a) v += ref[i * k + a] * ref[i * k + a];
+        r2[i] = v;
+        mean_r2 += v;
+    }
+    mean_r2 /= dm;
+    /* The Gaussian: s2 = E|q|^2 / k; mean log-likelihoods throughout. */
+    double best_nu = INFINITY, best_s2 = mean_r2 / dk;
+    double best = -0.5 * dk * (log(2.0 * M_PI * best_s2) + 1.0);
+    for (size_t t = 0; t < sizeof t_nu_grid / sizeof *t_nu_grid; ++t) {
+        const double v = t_nu_grid[t];
+        double sc = mean_r2 / dk;
+        for (int it = 0; it < 500; ++it) {
+            double acc = 0.0;
+            for (size_t i = 0; i < m; ++i) acc += (v + dk) * r2[i] / (v + r2[i] / sc);
+            const double next = acc / (dm * dk);
+            const int done = fabs(next - sc) <= 1e-12 * sc;
+            sc = next;
+            if (done) break;
+        }
+        double lsum = 0.0;
+        for (size_t i = 0; i < m; ++i) lsum += log1p(r2[i] / (v * sc));
+        const double ll = lgamma(0.5 * (v + dk)) - lgamma(0.5 * v) - 0.5 * dk * log(v * M_PI * sc) -
+                          0.5 * (v + dk) * lsum / dm;
+        if (ll > best) {
+            best = ll;
+            best_nu = v;
+            best_s2 = sc;
+        }
+    }
+    free(r2);
+    if (!(best_s2 > 0.0 && isfinite(best_s2)))
+        return sl_error(SL_ENUMERIC, "S_4 estimation: the t fit of the thin rule failed");
+    *nu = best_nu;
+    *s2 = best_s2;
+    return SL_OK;
+}
+
 /* The fit at one query: fills w->g, w->H, w->G3, w->G4 (zeta coordinates,
  * not units of h) and returns 0, or 1 when the point took the global
  * Gaussian's scores. For kde, G3 and G4 are not used: w->G4 receives the
@@ -736,20 +840,19 @@ static int fit_point(const s4_ctx *c, s4_work *w, const double *q, double K0, do
     }
     if (!ok) {
         /* Too few neighbours, or a degenerate neighbourhood: the global
-         * standard Gaussian of the standardised data. */
-        for (size_t a = 0; a < k; ++a) w->g[a] = -q[a];
-        for (size_t ab = 0; ab < k2; ++ab) w->H[ab] = (ab / k == ab % k) ? -1.0 : 0.0;
-        memset(w->G3, 0, k3 * sizeof *w->G3);
-        memset(w->G4, 0, k4 * sizeof *w->G4);
+         * model's scores (thin_model). */
+        thin_model(c, q, w->g, w->H, w->G3, w->G4);
         if (est == SL_S4_KDE) {
-            /* add_point reads the kde's S_4 from G4 and S_2 from H. */
-            double *g = w->g, *Hq = w->H;
+            /* add_point reads the kde's S_4 from G4 and S_2 from H:
+             * S_4 = g^4 + 6 g g H + 3 H H + 4 g G3 + G4, S_2 = H + g g
+             * (unsymmetrised; the sum is symmetrised at the end). */
+            const double *g = w->g, *Hq = w->H, *G3 = w->G3;
             for (size_t ab = 0; ab < k2; ++ab) {
                 const size_t a = ab / k, b = ab % k;
                 for (size_t ce = 0; ce < k2; ++ce) {
                     const size_t cc = ce / k, e = ce % k;
-                    w->G4[ab * k2 + ce] = g[a] * g[b] * g[cc] * g[e] + 6.0 * g[a] * g[b] * Hq[ce] +
-                                          3.0 * Hq[ab] * Hq[ce];
+                    w->G4[ab * k2 + ce] += g[a] * g[b] * g[cc] * g[e] + 6.0 * g[a] * g[b] * Hq[ce] +
+                                           3.0 * Hq[ab] * Hq[ce] + 4.0 * g[a] * G3[b * k2 + ce];
                 }
             }
             for (size_t ab = 0; ab < k2; ++ab) w->H[ab] += g[ab / k] * g[ab % k];
@@ -911,6 +1014,7 @@ typedef struct s4_setup {
     const double *rows;
     const size_t *tord; /* the reference sample at each row of rows */
     double h;
+    double thin_nu, thin_s2; /* the thin rule's model (thin_model) */
 } s4_setup;
 
 static void setup_free(s4_setup *s) {
@@ -986,6 +1090,12 @@ static sl_status setup(const sl_s4_options *opt, size_t n, size_t k, const doubl
         free(pick);
         gsl_rng_free(r);
     }
+    s->thin_nu = INFINITY;
+    s->thin_s2 = 1.0;
+    if (opt->thin == SL_S4_THIN_T) {
+        sl_status ft = fit_t(s->nref, k, s->ref, &s->thin_nu, &s->thin_s2);
+        if (ft) return ft;
+    }
     s->h = opt->h > 0.0 ? opt->h : opt->bw_const * pow((double)s->nref, -1.0 / ((double)k + 8.0));
     if (!(s->h > 0.0 && isfinite(s->h)))
         return sl_error(SL_EINVAL, "S_4 estimation: bandwidth must be positive, got %g", s->h);
@@ -1008,6 +1118,8 @@ static void ctx_init(s4_ctx *c, const sl_s4_options *opt, size_t n, const s4_set
     c->rows = s->rows;
     c->tord = s->tord;
     c->h = s->h;
+    c->thin_nu = s->thin_nu;
+    c->thin_s2 = s->thin_s2;
     build_tables(c);
 }
 
@@ -1159,7 +1271,7 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
         sl_s4_options_default(&opt);
     if ((int)opt.estimator < 0 || (int)opt.estimator > SL_S4_QUADRATIC)
         return sl_error(SL_EINVAL, "S_4 estimation: unknown estimator %d", (int)opt.estimator);
-    if ((int)opt.thin < 0 || (int)opt.thin > SL_S4_THIN_ZERO)
+    if ((int)opt.thin < 0 || (int)opt.thin > SL_S4_THIN_T)
         return sl_error(SL_EINVAL, "S_4 estimation: unknown rule for thin neighbourhoods %d",
                         (int)opt.thin);
     if (!sl_all_finite(n, y)) return sl_error(SL_EINVAL, "S_4 estimation: non-finite labels");
@@ -1265,6 +1377,8 @@ sl_status sl_s4_tensor(const sl_s4_options *opt_in, size_t n, size_t k, const do
                 info->mean_neighbours = X[k4 + k2] / (double)n;
                 info->mean_effective = X[k4 + k2 + 1] / (double)n;
                 info->regularised = (size_t)X[k4 + k2 + 2];
+                info->thin_nu = opt.thin == SL_S4_THIN_ZERO ? NAN : s.thin_nu;
+                info->thin_scale = opt.thin == SL_S4_THIN_ZERO ? NAN : sqrt(s.thin_s2);
             }
             if (!sl_all_finite(k4, T))
                 st = sl_error(SL_ENUMERIC, "S_4 estimation: the tensor has non-finite entries");
