@@ -4,9 +4,10 @@ over the seeds, the directions each seed found, and the smallest n at which
 every seed has err_max < 0.05 with every direction found.
 
     scripts/sweep_table.py docs/sweep_estimated.csv [--dist gauss,...] [--refit 0,5]
+                           [--thin t,gauss]
 
 One row per (dist, noise, method); the method is named from loss, score,
-route and refit. Standard library only."""
+route, refit and the S_4 estimator's thin rule. Standard library only."""
 import argparse
 import csv
 import math
@@ -24,7 +25,9 @@ def method_of(row):
         return "l2"
     if row["score"] == "llsfe" and row["route"] == "auto":
         refit = row.get("refit", "0")
-        return "llsfe projected, " + ("no refit" if refit in ("0", "-") else "refit %s" % refit)
+        thin = row.get("s4_thin", "-")
+        return "llsfe projected, " + ("no refit" if refit in ("0", "-") else "refit %s" % refit) \
+            + ("" if thin == "-" else ", thin %s" % thin)
     if row["score"] == "llsfe":
         return "llsfe " + row["route"]
     return row["score"]
@@ -36,6 +39,8 @@ def main():
     ap.add_argument("--dist", help="comma-separated inputs to show (default all)")
     ap.add_argument("--refit", help="comma-separated refit counts of the projected route's "
                     "rows to show (default all)")
+    ap.add_argument("--thin", help="comma-separated thin rules of the projected route's rows "
+                    "to show (default all)")
     args = ap.parse_args()
     with open(args.results, newline="") as f:
         rows = [r for r in csv.DictReader(ln for ln in f if not ln.startswith("#"))]
@@ -46,6 +51,9 @@ def main():
         if args.dist and r["dist"] not in args.dist.split(","):
             continue
         if not r["status"].startswith("ok"):
+            continue
+        if (args.thin and r.get("s4_thin", "-") != "-"
+                and r["s4_thin"] not in args.thin.split(",")):
             continue
         if (args.refit and r.get("refit", "-") != "-"
                 and r["refit"] not in args.refit.split(",")):

@@ -54,9 +54,9 @@ const cli_command cli_cmd_sweep = {
     "quotes around values with commas); the runs are every combination, seeds\n"
     "innermost. Keys: dist, d, k, n (required), act, noise, w, a (as plant takes\n"
     "them), loss, score, route, s4, s4-reference, u-rows, assume (none or\n"
-    "independent), detrend, refit, mode, bandwidth, mu, lambda, constraint, lr,\n"
-    "batch, epochs, restarts, holdout (as recover takes them), seeds (default 1)\n"
-    "and output.\n"
+    "independent), detrend, refit, s4-thin, mode, bandwidth, mu, lambda,\n"
+    "constraint, lr, batch, epochs, restarts, holdout (as recover takes them),\n"
+    "seeds (default 1) and output.\n"
     "Each run samples with its seed, plants with it and recovers with it, as\n"
     "`sample`, `plant` and `recover` would with --seed S, and appends one row:\n"
     "every parameter, every measure and the seconds per phase. Runs already in\n"
@@ -284,6 +284,8 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
             strcmp(v[SWEEP_DETREND], SWEEP_NOT_APPLICABLE) != 0)
             o.detrend = atoi(v[SWEEP_DETREND]);
         if (strcmp(v[SWEEP_REFIT], SWEEP_NOT_APPLICABLE) != 0) o.refit = atoi(v[SWEEP_REFIT]);
+        if (!st && strcmp(v[SWEEP_S4_THIN], SWEEP_NOT_APPLICABLE) != 0)
+            st = sl_s4_thin_from_name(v[SWEEP_S4_THIN], &o.s4.thin);
         o.mode = modes[name_index(v[SWEEP_MODE], mode_names, 3)];
         o.sgd.projection = projections[name_index(v[SWEEP_CONSTRAINT], constraint_names, 4)];
         if (strcmp(v[SWEEP_MU], SWEEP_NOT_APPLICABLE) != 0)
@@ -466,15 +468,28 @@ static const char *csv_field(const char *line, size_t len, size_t index, size_t 
     }
 }
 
-/* The results' header; without the column of parameter skip (-1: none),
- * SWEEP_REFIT giving the header of files written before that column. */
-static char *header_line(int skip) {
+/* The results' header without the columns of the parameters in the mask
+ * skip (bit p for parameter p; 0: the current header). The columns added
+ * since results files were first written: refit, then s4_thin. */
+static char *header_line(uint32_t skip) {
     const char *names[SWEEP_NPARAM + NMETRICS];
     size_t m = 0;
     for (int i = 0; i < SWEEP_NPARAM; ++i)
-        if (i != skip) names[m++] = sweep_param_name(i);
+        if (!(skip >> i & 1u)) names[m++] = sweep_param_name(i);
     for (size_t i = 0; i < NMETRICS; ++i) names[m++] = metric_names[i];
     return sweep_csv_join(names, m);
+}
+
+#define BIT(p) (UINT32_C(1) << (p))
+/* Older headers, newest first, and what their runs had where a column is
+ * missing (projected_estimated: the projected route with estimated scores,
+ * the only runs either column applies to; "-" elsewhere). */
+static const uint32_t old_headers[] = {BIT(SWEEP_S4_THIN), BIT(SWEEP_REFIT) | BIT(SWEEP_S4_THIN)};
+
+static const char *missing_value(int param, int projected_estimated) {
+    if (!projected_estimated) return SWEEP_NOT_APPLICABLE;
+    return param == SWEEP_REFIT ? "0" /* no refit passes before the column */
+                                : "gauss" /* the thin rule before the column */;
 }
 
 static int field_is(const char *line, size_t len, size_t index, const char *text) {
@@ -483,52 +498,67 @@ static int field_is(const char *line, size_t len, size_t index, const char *text
     return f && flen == strlen(text) && strncmp(f, text, flen) == 0;
 }
 
-/* A results file from before the refit column, its header old (the first
- * line that is neither blank nor a comment), rewritten with the column:
- * "0" where the run took the projected route with estimated scores (it ran
- * without refit passes), "-" elsewhere. Returns 0 and the new text in *out
- * (free it), or an exit status. Rows keep their order and text. */
-static int add_refit_column(const char *path, const char *buf, size_t len, const char *header,
-                            char **out, size_t *outlen) {
-    char *o = malloc(2 * len + strlen(header) + 16);
-    if (!o) return sweep_message(CLI_EXIT_FAILURE, "out of memory");
+/* A results file from before the columns in the mask missing, its header
+ * old (the first line that is neither blank nor a comment), rewritten with
+ * them (missing_value). Returns 0 and the new text in *out (free it), or
+ * an exit status. Rows keep their order and text. */
+static int add_columns(const char *path, const char *buf, size_t len, const char *header,
+                       uint32_t missing, char **out, size_t *outlen) {
+    const size_t extra = 16 * SWEEP_NPARAM;
+    size_t cap = len + strlen(header) + 16, lines = 1;
+    for (size_t i = 0; i < len; ++i) lines += buf[i] == '\n';
+    cap += lines * extra;
+    char *o = malloc(cap), *row = malloc(len + extra + 1), *tmp = malloc(len + extra + 1);
+    if (!o || !row || !tmp) {
+        free(o);
+        free(row);
+        free(tmp);
+        return sweep_message(CLI_EXIT_FAILURE, "out of memory");
+    }
     size_t m = 0, lineno = 0;
-    int seen_header = 0;
-    for (size_t i = 0; i < len;) {
+    int seen_header = 0, status = 0;
+    for (size_t i = 0; i < len && !status;) {
         const char *line = buf + i;
         size_t n = strcspn(line, "\n"), body = n;
         i += n + (i + n < len);
         ++lineno;
         if (body > 0 && line[body - 1] == '\r') --body;
-        if (body == 0 || line[0] == '#' || seen_header) {
-            if (body > 0 && line[0] != '#') {
-                /* The old row has SWEEP_REFIT fields before the new one; the
-                 * field at that index starts where it goes. */
+        if (body > 0 && line[0] != '#' && seen_header) {
+            const int projected_estimated =
+                !field_is(line, body, SWEEP_LOSS, "l2") &&
+                !field_is(line, body, SWEEP_SCORE, "exact") &&
+                !field_is(line, body, SWEEP_SCORE, SWEEP_NOT_APPLICABLE) &&
+                !field_is(line, body, SWEEP_S4, SWEEP_NOT_APPLICABLE);
+            /* The columns in increasing order: the field at a missing
+             * column's index starts where its value goes. */
+            memcpy(row, line, n);
+            size_t rn = n, rbody = body;
+            for (int p = 0; p < SWEEP_NPARAM && !status; ++p) {
+                if (!(missing >> p & 1u)) continue;
                 size_t flen = 0;
-                const char *at = csv_field(line, body, SWEEP_REFIT, &flen);
+                const char *at = csv_field(row, rbody, (size_t)p, &flen);
                 if (!at) {
-                    free(o);
-                    return sweep_message(CLI_EXIT_FAILURE,
-                                         "%s:%zu: a row without the columns of its header", path,
-                                         lineno);
+                    status = sweep_message(CLI_EXIT_FAILURE,
+                                           "%s:%zu: a row without the columns of its header", path,
+                                           lineno);
+                    break;
                 }
-                const int projected_estimated =
-                    !field_is(line, body, SWEEP_LOSS, "l2") &&
-                    !field_is(line, body, SWEEP_SCORE, "exact") &&
-                    !field_is(line, body, SWEEP_SCORE, SWEEP_NOT_APPLICABLE) &&
-                    !field_is(line, body, SWEEP_S4, SWEEP_NOT_APPLICABLE);
-                const size_t pre = (size_t)(at - line);
-                memcpy(o + m, line, pre);
-                m += pre;
-                const char *val = projected_estimated ? "0," : SWEEP_NOT_APPLICABLE ",";
-                memcpy(o + m, val, strlen(val));
-                m += strlen(val);
-                memcpy(o + m, at, n - pre);
-                m += n - pre;
-            } else {
-                memcpy(o + m, line, n);
-                m += n;
+                const size_t pre = (size_t)(at - row);
+                const char *val = missing_value(p, projected_estimated);
+                const size_t vl = strlen(val);
+                memcpy(tmp, row, pre);
+                memcpy(tmp + pre, val, vl);
+                tmp[pre + vl] = ',';
+                memcpy(tmp + pre + vl + 1, at, rn - pre);
+                rn += vl + 1;
+                rbody += vl + 1;
+                memcpy(row, tmp, rn);
             }
+            memcpy(o + m, row, rn);
+            m += rn;
+        } else if (body == 0 || line[0] == '#' || seen_header) {
+            memcpy(o + m, line, n);
+            m += n;
         } else {
             const size_t hl = strlen(header);
             memcpy(o + m, header, hl);
@@ -536,6 +566,12 @@ static int add_refit_column(const char *path, const char *buf, size_t len, const
             seen_header = 1;
         }
         if (line + n < buf + len) o[m++] = '\n';
+    }
+    free(row);
+    free(tmp);
+    if (status) {
+        free(o);
+        return status;
     }
     o[m] = '\0';
     *out = o;
@@ -572,7 +608,7 @@ static void note_row(sweep_state *s, size_t run, const char *line, size_t len) {
  * not exist. Then opens it for appending. */
 static int open_results(sweep_state *s) {
     const char *path = s->output;
-    char *header = header_line(-1);
+    char *header = header_line(0);
     char *buf = NULL;
     size_t len = 0;
     key_entry *index = NULL;
@@ -602,32 +638,41 @@ static int open_results(sweep_state *s) {
         buf[len] = '\0';
     }
     {
-        /* A file from before the refit column gets it (rewritten in place,
-         * atomically; not on a dry run). */
+        /* A file from before the refit or the s4_thin column gets them
+         * (rewritten in place, atomically; not on a dry run). */
         size_t at = 0;
         while (at < len && (buf[at] == '\n' || buf[at] == '\r' || buf[at] == '#'))
             at += buf[at] == '#' ? strcspn(buf + at, "\n") : 1;
-        char *old = header_line(SWEEP_REFIT);
-        if (!old) {
-            status = sweep_message(CLI_EXIT_FAILURE, "out of memory");
-            goto done;
+        uint32_t missing = 0;
+        for (size_t h = 0; h < sizeof old_headers / sizeof *old_headers && !missing; ++h) {
+            char *old = header_line(old_headers[h]);
+            if (!old) {
+                status = sweep_message(CLI_EXIT_FAILURE, "out of memory");
+                goto done;
+            }
+            const size_t olen = strlen(old);
+            if (at + olen <= len && strncmp(buf + at, old, olen) == 0 &&
+                (at + olen == len || buf[at + olen] == '\n' || buf[at + olen] == '\r'))
+                missing = old_headers[h];
+            free(old);
         }
-        const size_t olen = strlen(old);
-        const int before = at + olen <= len && strncmp(buf + at, old, olen) == 0 &&
-                           (at + olen == len || buf[at + olen] == '\n' || buf[at + olen] == '\r');
-        free(old);
-        if (before) {
+        if (missing) {
             char *nb = NULL;
             size_t nlen = 0;
-            if ((status = add_refit_column(path, buf, len, header, &nb, &nlen))) goto done;
+            if ((status = add_columns(path, buf, len, header, missing, &nb, &nlen))) goto done;
             if (!s->dry_run) {
                 if ((status = replace_file(path, nb, nlen))) {
                     free(nb);
                     goto done;
                 }
+                if (missing & BIT(SWEEP_REFIT))
+                    sweep_message(0,
+                                  "note: added the refit column to %s (its runs on the projected "
+                                  "route with estimated scores had no refit passes: 0)",
+                                  path);
                 sweep_message(0,
-                              "note: added the refit column to %s (its runs on the projected "
-                              "route with estimated scores had no refit passes: 0)",
+                              "note: added the s4_thin column to %s (its runs on the projected "
+                              "route with estimated scores had the gauss rule)",
                               path);
             }
             free(buf);

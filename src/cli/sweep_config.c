@@ -51,6 +51,7 @@ static const char *const assumes[] = {"none", "independent", NULL};
 static const char *const detrends[] = {"auto", "0", "1", "2", "3", "4", NULL};
 static const char *const auto_word[] = {"auto", NULL};
 static const char *const reference_words[] = {"auto", "all", NULL};
+static const char *const thins[] = {"auto", "t", "gauss", "zero", NULL};
 
 #define TEXT_(x) #x
 #define TEXT(x) TEXT_(x)
@@ -83,6 +84,8 @@ static const param_info params[SWEEP_NPARAM] = {
                        "a detrend degree"},
     [SWEEP_REFIT] = {"refit", "refit", T_WORD_UINT, "auto", 0, SL_REFIT_MAX, 0, 0, auto_word,
                      "auto or an integer from 0 to 20"},
+    [SWEEP_S4_THIN] = {"s4-thin", "s4_thin", T_NAME, "auto", 0, 0, 0, 0, thins,
+                       "auto, t, gauss or zero"},
     [SWEEP_MODE] = {"mode", "mode", T_NAME, "auto", 0, 0, 0, 0, modes, "a mode"},
     [SWEEP_BANDWIDTH] = {"bandwidth", "bandwidth", T_BANDWIDTH, "auto", 0, 0, 0, 0, NULL,
                          "auto, a number H > 0, knn:K or const:C"},
@@ -103,7 +106,8 @@ static const param_info params[SWEEP_NPARAM] = {
 
 #define KEY_LIST                                                                                   \
     "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
-    "detrend, refit, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, "       \
+    "detrend, refit, s4-thin, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "        \
+    "restarts, "                                                                                   \
     "holdout, seeds or output"
 
 const char *sweep_param_name(int param) {
@@ -650,9 +654,9 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
     }
     if (is(v[SWEEP_LOSS], "l2")) {
         static const int unused[] = {
-            SWEEP_SCORE,  SWEEP_ROUTE,      SWEEP_S4,   SWEEP_S4_REFERENCE, SWEEP_U_ROWS,
-            SWEEP_ASSUME, SWEEP_DETREND,    SWEEP_MODE, SWEEP_BANDWIDTH,    SWEEP_MU,
-            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT};
+            SWEEP_SCORE,  SWEEP_ROUTE,      SWEEP_S4,    SWEEP_S4_REFERENCE, SWEEP_U_ROWS,
+            SWEEP_ASSUME, SWEEP_DETREND,    SWEEP_MODE,  SWEEP_BANDWIDTH,    SWEEP_MU,
+            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT, SWEEP_S4_THIN};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             v[unused[i]] = SWEEP_NOT_APPLICABLE;
         return NULL;
@@ -715,6 +719,17 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         if (!is(v[SWEEP_REFIT], "auto") && !is(v[SWEEP_REFIT], "0"))
             return "refit passes off the projected route with estimated scores";
         v[SWEEP_REFIT] = SWEEP_NOT_APPLICABLE;
+    }
+    /* The S_4 estimator's thin rule, likewise: auto is recorded as the
+     * rule it stands for; elsewhere every rule is the same run. */
+    if (projected && !exact) {
+        if (is(v[SWEEP_S4_THIN], "auto")) {
+            sl_s4_options dflt;
+            sl_s4_options_default(&dflt);
+            v[SWEEP_S4_THIN] = sl_s4_thin_name(dflt.thin);
+        }
+    } else {
+        v[SWEEP_S4_THIN] = SWEEP_NOT_APPLICABLE;
     }
     if (!is(v[SWEEP_SCORE], "llsfe") && !is(v[SWEEP_SCORE], "kde"))
         v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;

@@ -43,17 +43,18 @@ typedef enum sweep_param {
     SWEEP_ASSUME,       /* estimated scores: none, independent */
     SWEEP_DETREND,      /* exact scores and the quadratic route: auto, 0..3 */
     SWEEP_REFIT,        /* estimated scores, projected route: refit passes (auto, 0..20) */
-    SWEEP_MODE,         /* auto, tensor, minibatch */
-    SWEEP_BANDWIDTH,    /* llsfe and kde: auto, H, knn:K, const:C */
-    SWEEP_MU,           /* landscape weight */
-    SWEEP_LAMBDA,       /* norm penalty */
-    SWEEP_CONSTRAINT,   /* auto, sphere, orthonormal, none */
-    SWEEP_LR,           /* Adam learning rate */
-    SWEEP_BATCH,        /* minibatch size */
-    SWEEP_EPOCHS,       /* auto or a count */
-    SWEEP_RESTARTS,     /* random initialisations */
-    SWEEP_HOLDOUT,      /* held-out fraction */
-    SWEEP_SEED,         /* the seed of sample, plant and recover alike */
+    SWEEP_S4_THIN,    /* estimated scores, projected route: the thin rule (auto, t, gauss, zero) */
+    SWEEP_MODE,       /* auto, tensor, minibatch */
+    SWEEP_BANDWIDTH,  /* llsfe and kde: auto, H, knn:K, const:C */
+    SWEEP_MU,         /* landscape weight */
+    SWEEP_LAMBDA,     /* norm penalty */
+    SWEEP_CONSTRAINT, /* auto, sphere, orthonormal, none */
+    SWEEP_LR,         /* Adam learning rate */
+    SWEEP_BATCH,      /* minibatch size */
+    SWEEP_EPOCHS,     /* auto or a count */
+    SWEEP_RESTARTS,   /* random initialisations */
+    SWEEP_HOLDOUT,    /* held-out fraction */
+    SWEEP_SEED,       /* the seed of sample, plant and recover alike */
     SWEEP_NPARAM
 } sweep_param;
 
