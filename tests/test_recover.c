@@ -8,6 +8,7 @@
 
 #include <gsl/gsl_cblas.h>
 #include <gsl/gsl_randist.h>
+#include <lapacke.h>
 
 #include "core/linalg.h"
 #include "scoreloss/dist.h"
@@ -208,6 +209,68 @@ START_TEST(second_layer_exact) {
     sl_network_free(net);
     free(X);
     free(y);
+}
+END_TEST
+
+/* The residual sum of squares of y on relu(s_i w_i . x) over the n rows,
+ * by QR (LAPACKE_dgels), for the signs in the bits of mask. */
+static double rss_of_signs(size_t n, size_t d, size_t k, const double *X, const double *y,
+                           const double *W, unsigned mask) {
+    double *F = malloc(n * k * sizeof *F), *b = malloc(n * sizeof *b);
+    ck_assert(F && b);
+    for (size_t j = 0; j < n; ++j)
+        for (size_t i = 0; i < k; ++i) {
+            const double z = cblas_ddot((int)d, X + j * d, 1, W + i * d, 1);
+            F[j * k + i] = fmax((mask >> i & 1u) ? -z : z, 0.0);
+        }
+    memcpy(b, y, n * sizeof *b);
+    ck_assert_int_eq(LAPACKE_dgels(LAPACK_ROW_MAJOR, 'N', (lapack_int)n, (lapack_int)k, 1, F,
+                                   (lapack_int)k, b, 1),
+                     0);
+    double r = 0.0;
+    for (size_t j = k; j < n; ++j) r += b[j] * b[j];
+    free(F);
+    free(b);
+    return r;
+}
+
+/* With directions off the truth and heavy-tailed rows, the signs that fit
+ * best are not always reached one flip at a time; the fit tries every
+ * pattern (k <= 12) and its residual is the least over all 2^k of them. */
+START_TEST(second_layer_best_signs) {
+    enum { N = 400, D = 6, K = 5 };
+    gsl_rng *r = sl_rng_alloc(41, 0);
+    ck_assert(r);
+    int worse_than_all_plus = 0;
+    for (int rep = 0; rep < 20; ++rep) {
+        double X[N * D], y[N], Wt[K * D], Wg[K * D], Wout[K * D], a[K], rss;
+        for (size_t j = 0; j < N; ++j) {
+            const double scale = 1.0 / sqrt(gsl_ran_chisq(r, 3.0) / 3.0); /* Student t_3 rows */
+            for (size_t c = 0; c < D; ++c) X[j * D + c] = scale * gsl_ran_gaussian(r, 1.0);
+        }
+        for (size_t i = 0; i < K * D; ++i) Wt[i] = gsl_ran_gaussian(r, 1.0);
+        for (size_t j = 0; j < N; ++j) {
+            y[j] = 0.0;
+            for (size_t i = 0; i < K; ++i)
+                y[j] += fmax(cblas_ddot(D, X + j * D, 1, Wt + i * D, 1), 0.0);
+        }
+        /* Given: the true rows turned by noise, with random signs. */
+        for (size_t i = 0; i < K; ++i) {
+            const double s = gsl_rng_uniform(r) < 0.5 ? -1.0 : 1.0;
+            for (size_t c = 0; c < D; ++c)
+                Wg[i * D + c] = s * (Wt[i * D + c] + 0.4 * gsl_ran_gaussian(r, 1.0));
+        }
+        ck_assert_int_eq(sl_second_layer_fit(N, D, X, y, K, SL_ACT_RELU, Wg, Wout, a, &rss), SL_OK);
+        double best = INFINITY;
+        for (unsigned mask = 0; mask < 1u << K; ++mask)
+            best = fmin(best, rss_of_signs(N, D, K, X, y, Wg, mask));
+        ck_assert_msg(fabs(rss - best) <= 1e-8 * best, "rep %d: rss %.10g, best over signs %.10g",
+                      rep, rss, best);
+        worse_than_all_plus += best < rss_of_signs(N, D, K, X, y, Wg, 0u) * (1.0 - 1e-8);
+    }
+    /* The signs mattered in most instances. */
+    ck_assert_int_ge(worse_than_all_plus, 10);
+    gsl_rng_free(r);
 }
 END_TEST
 
@@ -833,6 +896,7 @@ static Suite *recover_suite(void) {
     tcase_add_test(tc, metrics_errors);
     tcase_add_test(tc, assignment_brute_force);
     tcase_add_loop_test(tc, second_layer_exact, 0, sizeof fit_cases / sizeof fit_cases[0]);
+    tcase_add_test(tc, second_layer_best_signs);
     tcase_add_test(tc, prediction_error_cases);
     tcase_add_loop_test(tc, l2_gradient, 0, SL_ACT_COUNT);
     tcase_add_test(tc, l2_invalid);

@@ -273,6 +273,26 @@ static void accumulate_gram(size_t n, size_t d, const double *X, const double *y
     }
 }
 
+/* Up to this many units the second layer tries every sign pattern (2^k
+ * solves of k x k); beyond, flips one at a time while one helps. Measured:
+ * student, d = 10, k = 5, n = 10^5, seed 2, the fourth refit pass (every
+ * direction within 0.0077 of the truth): the greedy flips stopped at a
+ * residual sum of squares of 9912 and the pass was not kept, for the first
+ * pass's 6284 (0.12 off); the best pattern gives 533 (numpy, all rows). */
+#define SIGN_SEARCH_MAX_K 12
+
+/* The Gram matrix G (k x k) and right-hand side c of the features under
+ * the signs: unit i's feature is column i of G2 and c2 (sign +1) or k + i
+ * (-1). */
+static void gather(size_t k, size_t nf, const int *sign, const double *G2, const double *c2,
+                   double *G, double *c) {
+    for (size_t i = 0; i < k; ++i) {
+        const size_t fi = sign[i] > 0 ? i : k + i;
+        c[i] = c2[fi];
+        for (size_t j = 0; j < k; ++j) G[i * k + j] = G2[fi * nf + (sign[j] > 0 ? j : k + j)];
+    }
+}
+
 static sl_status second_layer(size_t n, size_t d, const double *X, const double *y, size_t k,
                               sl_act act, const double *W, double *W_out, double *a, double *rss) {
     sl_status st = SL_OK;
@@ -292,19 +312,34 @@ static sl_status second_layer(size_t n, size_t d, const double *X, const double 
     double yy = cblas_ddot((int)n, y, 1, y, 1);
     for (size_t i = 0; i < k; ++i) sign[i] = 1;
 
-/* The features of unit i under the current signs: column i or k + i. */
-#define FEATURE(i) ((size_t)((sign[i] > 0) ? (i) : k + (i)))
     double explained = 0.0;
-    for (;;) {
+    if (flips && k <= SIGN_SEARCH_MAX_K) {
+        /* Every sign pattern: the Gram of all 2k features is in hand, so each
+         * costs a k x k solve. The first best in the order of the binary
+         * count (all +1 first); a later pattern must explain more beyond
+         * rounding (noise-free data fit exactly by either sign of a
+         * zero-weight unit). */
+        unsigned long best_mask = 0;
+        double best_e = 0.0;
+        for (unsigned long mask = 0; mask < 1ul << k; ++mask) {
+            for (size_t i = 0; i < k; ++i) sign[i] = (mask >> i & 1ul) ? -1 : 1;
+            gather(k, nf, sign, G2, c2, G, c);
+            double e;
+            if ((st = gram_solve(k, G, c, a, ws, &e))) goto done;
+            if (mask == 0 || e - best_e > 1e-12 * yy) {
+                best_e = e;
+                best_mask = mask;
+            }
+        }
+        for (size_t i = 0; i < k; ++i) sign[i] = (best_mask >> i & 1ul) ? -1 : 1;
+    }
+    while (flips && k > SIGN_SEARCH_MAX_K) {
         /* The fit with the current signs, then every single flip. */
         double best_gain = 0.0;
         size_t best = SIZE_MAX;
-        for (size_t f = 0; f <= (flips ? k : 0); ++f) {
+        for (size_t f = 0; f <= k; ++f) {
             if (f > 0) sign[f - 1] = -sign[f - 1];
-            for (size_t i = 0; i < k; ++i) {
-                c[i] = c2[FEATURE(i)];
-                for (size_t j = 0; j < k; ++j) G[i * k + j] = G2[FEATURE(i) * nf + FEATURE(j)];
-            }
+            gather(k, nf, sign, G2, c2, G, c);
             double e;
             st = gram_solve(k, G, c, a, ws, &e);
             if (f > 0) sign[f - 1] = -sign[f - 1];
@@ -323,11 +358,7 @@ static sl_status second_layer(size_t n, size_t d, const double *X, const double 
     }
     /* The final a from the chosen features (the loop ends after a fit with
      * the current signs, but that fit's a was overwritten by the flips). */
-    for (size_t i = 0; i < k; ++i) {
-        c[i] = c2[FEATURE(i)];
-        for (size_t j = 0; j < k; ++j) G[i * k + j] = G2[FEATURE(i) * nf + FEATURE(j)];
-    }
-#undef FEATURE
+    gather(k, nf, sign, G2, c2, G, c);
     if ((st = gram_solve(k, G, c, a, ws, &explained))) goto done;
     for (size_t i = 0; i < k; ++i)
         for (size_t j = 0; j < d; ++j) W_out[i * d + j] = sign[i] * W[i * d + j];
