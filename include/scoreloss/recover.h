@@ -63,10 +63,11 @@ sl_status sl_assignment(size_t n, const double *cost, size_t *assign, double *to
 /* ---- after the directions: signs and second layer -------------------------------- */
 
 /* Given k unit directions (k x d rows), fits signs s_i in {+1, -1} and a by
- * least squares of y on sigma(s_i w_i . x) over n rows of X:
- * signs start all +1, then the single flip that lowers the residual most is
- * taken while one does (for odd and even activations a flip is absorbed in
- * a_i or changes nothing, so none is tried). Writes the signed rows into
+ * least squares of y on sigma(s_i w_i . x) over n rows of X: for k <= 12
+ * the best of all 2^k sign patterns (ties to the first in binary order, all
+ * +1 first); beyond, signs start all +1, then the single flip that lowers
+ * the residual most is taken while one does (for odd and even activations
+ * a flip is absorbed in a_i or changes nothing, so none is tried). Writes the signed rows into
  * W_out (k x d; may alias W) and a (k); rss, if not NULL, gets
  * sum (y - y_hat)^2. For positively homogeneous activations (relu) only
  * a_i |w_i| is identifiable, which unit rows express. */
