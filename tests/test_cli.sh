@@ -345,11 +345,15 @@ check "exact on gauss: g = -x and H = -I" gauss_scores_ok g400.csv e_exact.csv 2
 expect_est sl score --method llsfe --input g400.csv --at g17.csv --bandwidth 0.5 -o e_at.csv
 expect_csv e_at.csv 17 "$S2H"
 check "--at: the report counts the 17 query points" grep -q "of 17 points regularised" "$T/stderr"
+check "llsfe: the report names the shrink, chosen with the bandwidth" \
+    grep -Eq "\), shrink [0-9.e+-]+ \(chosen with it\), strategy" e_llsfe.err
+check "llsfe: a given bandwidth takes the default shrink" grep -q ", shrink 3 (default), " "$T/stderr"
+check "kde: no shrink" sh -c '! grep -q shrink e_kde.err'
 
 # The two strategies compute the same sums (weights beyond 30 h are below
 # exp(-450)): only the order of the additions differs.
 expect_est sl score --method llsfe --input g400.csv --bandwidth 0.5 --strategy allpairs -o ap.csv
-check "--strategy allpairs is reported" grep -q "bandwidth 0.5 (fixed), strategy allpairs" "$T/stderr"
+check "--strategy allpairs is reported" grep -q "bandwidth 0.5 (fixed), shrink 3 (default), strategy allpairs" "$T/stderr"
 expect_est sl score --method llsfe --input g400.csv --bandwidth 0.5 --strategy neighbours \
     --cutoff 30 -o nb.csv
 check "--strategy neighbours is reported" grep -q "strategy neighbours" "$T/stderr"
@@ -364,7 +368,7 @@ check "--bw-const 0.8 equals --bandwidth const:0.8" test "$(body bc1.csv)" = "$(
 expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 -o kn.csv
 expect_csv kn.csv 400 "$S2H"
 check "knn: the median bandwidth is reported" \
-    grep -q "median bandwidth .* (knn:30: distance to the K-th nearest sample), strategy neighbours" "$T/stderr"
+    grep -q "median bandwidth .* (knn:30: distance to the K-th nearest sample), shrink 2 (given), strategy neighbours" "$T/stderr"
 expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 --knn-eps 0 -o kn0.csv
 check "--knn-eps 0 is exact knn: the same scores" test "$(body kn.csv)" = "$(body kn0.csv)"
 expect_est sl score --method llsfe --input g400.csv --bandwidth knn:30 --shrink 2 --knn-eps 0.5 -o kne.csv
@@ -719,6 +723,8 @@ check "recover (llsfe): exit 0, stderr only warnings" \
 check "recover (llsfe): the method line" \
     grep -q "^method: loss landscape, scores llsfe, route projected, tensor mode" "$T/stdout"
 check "recover (llsfe): the S_4 line names the estimator" grep -q "^S_4: kde estimator on z = U'x" "$T/stdout"
+check "recover (llsfe): ... the scores' bandwidth and shrink, and the thin rule" \
+    grep -Eq "^S_4: .*\(U from the llsfe scores of [0-9]+ rows, bandwidth $NUM, shrink $NUM\).*took the thin rule \((t, nu $NUM|the Gaussian), scale $NUM\)$" "$T/stdout"
 expect_csv rw2.csv 2 "a,w1,w2"
 check "recover (llsfe): three refit passes by default, the kept one named" \
     grep -Eqx "refit: 5 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){5}; kept (the first estimate, pass 0|pass [1-5]) \(its second layer fits best\)" "$T/stdout"

@@ -266,6 +266,8 @@ typedef struct sl_recover_result {
     sl_s4_estimator s4_estimator; /* the projected route's estimator (when t_estimated) */
     sl_s4_info s4_info;           /* its bandwidth, reference set and neighbourhoods */
     size_t u_rows;                /* rows whose d-dimensional scores gave U (projected) */
+    double score_bandwidth;       /* those scores' bandwidth (sl_scores.bandwidth) */
+    double score_shrink;          /* and llsfe's prior weight (sl_scores.shrink; NAN else) */
     int tensor_mode;              /* 1 when the loss ran on T */
     double holdout_error;         /* relative MSE on the held-out rows, NAN without them */
     double train_error;           /* the same on the fitted rows */

@@ -81,6 +81,7 @@ typedef struct sl_scores {
     double *h;          /* bandwidth used at each point (n), or NULL when none applies */
     double bandwidth;   /* the global bandwidth (fixed/auto), or the median of h (knn); 0 if none */
     size_t regularised; /* points whose local covariance needed regularisation */
+    double shrink;      /* llsfe: the prior weight nu0 used (given or chosen); NAN for others */
     sl_strategy strategy; /* how the kernel sums were evaluated (llsfe, kde); AUTO for others */
     char method[16];
     /* The automatic bandwidth's grid and held-out objective (bw_ngrid = 0

@@ -454,15 +454,20 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
             cli_text_put(t, "S_4: independent coordinates, factorised 1-D log-density fits (G3, G4 "
                             "included)\n");
         else if (r->t_estimated) {
-            char rule[96];
+            char rule[96], how[64] = "";
             sl_s4_thin_describe(o->s4.thin, &r->s4_info, rule, sizeof rule);
+            if (r->score_bandwidth > 0.0)
+                snprintf(how, sizeof how, ", bandwidth %.3g", r->score_bandwidth);
+            if (isfinite(r->score_shrink))
+                snprintf(how + strlen(how), sizeof how - strlen(how), ", shrink %g",
+                         r->score_shrink);
             cli_text_put(
                 t,
-                "S_4: %s estimator on z = U'x (U from the %s scores of %zu rows), bandwidth %.3g "
+                "S_4: %s estimator on z = U'x (U from the %s scores of %zu rows%s), bandwidth %.3g "
                 "(standardised z), %zu reference samples, %.0f within reach and %.0f effective "
                 "per point on average; %zu points with fewer than %zu effective took the thin "
                 "rule (%s)\n",
-                sl_s4_estimator_name(r->s4_estimator), o->score->name, r->u_rows, r->s4_info.h,
+                sl_s4_estimator_name(r->s4_estimator), o->score->name, r->u_rows, how, r->s4_info.h,
                 r->s4_info.nref, r->s4_info.mean_neighbours, r->s4_info.mean_effective,
                 r->s4_info.regularised, o->s4.min_neighbours, rule);
         } else if (r->route == SL_ROUTE_QUADRATIC)

@@ -48,8 +48,8 @@ static const cli_option options[] = {
      "knn:K bandwidths: find the K nearest (1 + E)-approximately, E >= 0 (each K-th distance "
      "within 1 + E of the exact one; faster at large n; 0 = exact)"},
     {"shrink", 0, CLI_VALUE, "NU0", NULL,
-     "llsfe: weight in pseudo-samples of the fitted Gaussian the local fit is shrunk towards, "
-     ">= 0 (default: the library's)"},
+     "llsfe: weight in pseudo-samples of the pooled local covariance the local fit is shrunk "
+     "towards, >= 0 (default: chosen with the automatic bandwidth; 3 with a given one)"},
     {"seed", 0, CLI_VALUE, "S", "1", "seed of the automatic bandwidth's held-out split"},
     {"dist", 0, CLI_VALUE, "SPEC", NULL,
      "distribution with exact scores, for --method exact and --eval: " CLI_DIST_SPECS},
@@ -298,9 +298,15 @@ static void describe(const sl_score_type *type, const sl_score_options *opt, con
             snprintf(how, sizeof how, "auto");
         break;
     }
-    snprintf(buf, len, "%s: %s %.6g (%s), strategy %s, %zu of %zu points regularised", s->method,
+    char shrink[48] = "";
+    if (isfinite(s->shrink))
+        snprintf(shrink, sizeof shrink, ", shrink %g (%s)", s->shrink,
+                 opt->shrink >= 0                    ? "given"
+                 : opt->bandwidth.kind == SL_BW_AUTO ? "chosen with it"
+                                                     : "default");
+    snprintf(buf, len, "%s: %s %.6g (%s)%s, strategy %s, %zu of %zu points regularised", s->method,
              opt->bandwidth.kind == SL_BW_KNN ? "median bandwidth" : "bandwidth", s->bandwidth, how,
-             strategy_name(s->strategy), s->regularised, s->n);
+             shrink, strategy_name(s->strategy), s->regularised, s->n);
 }
 
 #define EVAL_HEADER                                                                                \

@@ -1143,6 +1143,8 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
         if (yu != r->ytr) free(yu);
         return sl_error_prefix(st, "scores: ");
     }
+    res->score_bandwidth = scores->bandwidth;
+    res->score_shrink = scores->shrink;
     if (scores->regularised)
         warn(r, "%s: %zu of %zu points needed regularisation of their local fit", scores->method,
              scores->regularised, scores->n);
@@ -1729,6 +1731,7 @@ sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const do
     res->n_train = r.ntr;
     res->n_holdout = r.nho;
     res->holdout_error = NAN;
+    res->score_shrink = NAN;
     res->train_error = NAN;
     res->route = SL_ROUTE_QUADRATIC;
     res->W_hat = malloc(k * d * sizeof *res->W_hat);

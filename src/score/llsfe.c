@@ -874,6 +874,8 @@ static sl_status kernel_estimate(sl_kernel_map map, const sl_score_options *opt,
     if (st == SL_OK && K == 0 && !(h > 0 && isfinite(h)))
         st = sl_error(SL_EINVAL, "bandwidth must be positive, got %g", h);
     if (st == SL_OK) st = sl_kernel_scores(map, &o, &fit, n, d, X, nq, Q, h, K, out);
+    if (st == SL_OK && map == SL_KERNEL_LLSFE)
+        out->shrink = o.shrink >= 0 ? o.shrink : SL_LLSFE_DEFAULT_SHRINK;
     sl_gauss_fit_release(&fit);
     return st;
 }

@@ -57,6 +57,7 @@ sl_status sl_scores_alloc(size_t n, size_t d, sl_scores **out) {
     if (!s) return sl_error(SL_ENOMEM, "out of memory");
     s->n = n;
     s->d = d;
+    s->shrink = NAN;
     if (n > SIZE_MAX / sizeof(double) / d / d) {
         sl_scores_free(s);
         return sl_error(SL_ENOMEM, "scores of %zu points in dimension %zu do not fit in memory", n,
