@@ -802,6 +802,12 @@ expect_fail 2 "option --s4-thin: unknown rule for thin neighbourhoods 'none' \(e
     $R --s4-thin none -o $OUT
 expect_fail 2 "option --s4-thin: applies to estimated scores on the projected route only" \
     $R --route quadratic --s4-thin zero -o $OUT
+expect_fail 2 "option --shrink-min: expected a number >= 0, got '-1'" $R --shrink-min -1 -o $OUT
+expect_fail 2 "option --shrink-min: applies when the shrink is chosen with the automatic bandwidth" \
+    $R --shrink 2 --shrink-min 1 -o $OUT
+expect_fail 2 "option --shrink-min: applies to llsfe scores only" $R --score kde --shrink-min 1 -o $OUT
+expect_fail 2 "option --shrink-min: applies to estimated scores on the projected route only" \
+    $R --route quadratic --shrink-min 1 -o $OUT
 expect_fail 2 "option --shrink: applies to llsfe scores only" $R --score hermite --shrink 3 -o $OUT
 expect_fail 2 "option --shrink: expected a number >= 0, got '-1'" $R --shrink -1 -o $OUT
 expect_fail 2 "option --shrink: the l2 loss uses no scores or moments" $R --loss l2 --shrink 3 -o $OUT

@@ -35,8 +35,8 @@ check() {
 }
 
 # The columns of a row that do not depend on the machine: everything but the
-# seconds (the last 7 of 56 columns), rows sorted.
-NFIXED=49
+# seconds (the last 7 of 57 columns), rows sorted.
+NFIXED=50
 fixed() { grep -v '^#' "$1" | cut -d, -f1-$NFIXED | sort; }
 
 # expect_fail STATUS REGEX CMD...: that exit status, and one line on stderr
@@ -77,7 +77,7 @@ EOF
 rc=$?
 check "tiny sweep exits 0: $(cat err)" '[ $rc -eq 0 ]'
 check "header and 8 rows" '[ "$(wc -l <r.csv)" -eq 9 ]'
-check "56 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 56 ]'
+check "57 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 57 ]'
 check "every run ok" '[ "$(grep -c ",ok," r.csv)" -eq 8 ]'
 check "the counts on stderr" 'grep -q "8 runs: 0 in r.csv, 8 to do" err'
 check "the results file has the mode of a new file under umask 022" \
@@ -91,7 +91,7 @@ cp r.csv full.csv
     "$SL" recover --input data.csv --k 2 --score exact --dist gauss --restarts 2 --epochs 2 --seed 2 \
         --truth truth.csv -o w.csv >rec.out 2>/dev/null
 cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,' r.csv | cut -d, -f31)
+row_err=$(grep '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,' r.csv | cut -d, -f32)
 check "sweep row err_max $row_err equals recover's $cli_err" \
     '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
 
@@ -154,7 +154,7 @@ for target in 2 3 4; do
     # a resumed sweep must never write a finished run again.
     check "killed sweep $target: the file ends with a whole row ($rows rows)" '[ "$last" = 0a ]'
     check "killed sweep $target: no row twice" \
-        '[ "$(grep -v "^#" k.csv | cut -d, -f1-29 | sort | uniq -d | wc -l)" -eq 0 ]'
+        '[ "$(grep -v "^#" k.csv | cut -d, -f1-30 | sort | uniq -d | wc -l)" -eq 0 ]'
 done
 "$SL" sweep kill.conf >/dev/null 2>err
 check "resumed after SIGKILL: $(cat err)" '[ "$(fixed k.csv)" = "$(fixed kfull.csv)" ]'
@@ -168,8 +168,8 @@ check "a failed run: exit 0 and a warning: $(cat err)" \
     '[ $rc -eq 0 ] && grep -q "warning: 1 of 2 runs failed" err'
 check "a failed run: its row says why" \
     'grep -q "^gauss,4,2,1000000000,.*,failed: the samples of a run (n = 1000000000; d = 4) needs" f.csv'
-check "a failed run: every row has 56 columns" \
-    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 56 ]'
+check "a failed run: every row has 57 columns" \
+    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 57 ]'
 
 # ---- s4, s4-reference, u-rows, assume, detrend -------------------------------------
 
@@ -199,61 +199,61 @@ check "new keys: exit 0: $(cat err)" '[ $rc -eq 0 ] && [ "$(grep -c ",ok," keys.
 check "new keys: 8 runs, 6 left out, 18 repeats" \
     'grep -q "8 runs: 0 in keys.csv, 8 to do; 6 combinations left out (assume independent with exact scores); 18 combinations repeat" err'
 check "new keys: the header names them" \
-    'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,s4_thin,mode,"'
-# Columns 9-18: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
+    'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,s4_thin,shrink_min,mode,"'
+# Columns 9-19: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
 # refit (auto is recorded as its count, 5, where the passes apply), s4_thin
-# (auto recorded as the rule, t).
-keys_of() { tail -n +2 keys.csv | cut -d, -f9-18 | sort | tr '\n' ' '; }
+# (auto recorded as the rule, t), shrink_min (llsfe only: '-' here).
+keys_of() { tail -n +2 keys.csv | cut -d, -f9-19 | sort | tr '\n' ' '; }
 check "new keys: '-' where a key does not apply: $(keys_of)" \
-    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,- landscape,exact,auto,-,-,-,-,1,-,- landscape,exact,auto,-,-,-,-,auto,-,- landscape,kde,auto,kde,300,500,none,-,5,t landscape,kde,auto,kde,300,500,none,1,5,t landscape,kde,auto,quadratic,300,500,none,-,5,t landscape,kde,auto,quadratic,300,500,none,1,5,t " ]'
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,-,- landscape,exact,auto,-,-,-,-,1,-,-,- landscape,exact,auto,-,-,-,-,auto,-,-,- landscape,kde,auto,kde,300,500,none,-,5,t,- landscape,kde,auto,kde,300,500,none,1,5,t,- landscape,kde,auto,quadratic,300,500,none,-,5,t,- landscape,kde,auto,quadratic,300,500,none,1,5,t,- " ]'
 # Two of the rows are the command-line runs with the same options.
 "$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
     "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
 "$SL" recover --input kdata.csv --k 2 --score kde --s4 quadratic --s4-reference 300 --u-rows 500 \
     --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
 cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,.*,ok,' keys.csv | cut -d, -f31)
+row_err=$(grep '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,.*,ok,' keys.csv | cut -d, -f32)
 check "s4 quadratic row err_max $row_err equals recover's $cli_err" \
     '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
 "$SL" recover --input kdata.csv --k 2 --score exact --dist logistic --detrend 1 \
     --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
 cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,' keys.csv | cut -d, -f31)
+row_err=$(grep '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,' keys.csv | cut -d, -f32)
 check "detrend 1 row err_max $row_err equals recover's $cli_err" \
     '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
-exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f31 | sort -u | wc -l; }
+exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f32 | sort -u | wc -l; }
 check "detrend auto (4 with exact scores) and 1 give two different runs" '[ "$(exact_errs)" -eq 2 ]'
 # A results file with the columns from before these keys is refused, not misread.
 sed 's/,s4,s4_reference,u_rows,assume,detrend,refit,/,/' full.csv >old.csv
 expect_fail 1 "old.csv:1: the columns differ" "$SL" sweep tiny.conf -o old.csv
-# A file from before the refit column (and the s4_thin column) gets them: '-'
-# here (exact scores), and its runs count as done.
-cut -d, -f1-16,19- full.csv >prerefit.csv
-"$SL" sweep tiny.conf -o prerefit.csv >out 2>err
-rc=$?
-check "pre-refit file: exit 0, nothing to run: $(cat err)" \
-    '[ $rc -eq 0 ] && grep -q "8 in prerefit.csv, 0 to do" err'
-check "pre-refit file: the note says so" 'grep -q "^scoreloss sweep: note: added the refit column to prerefit.csv" err'
-check "pre-refit file: rewritten with the columns" '[ "$(fixed prerefit.csv)" = "$(fixed full.csv)" ]'
-# Its runs on the projected route with estimated scores ran without passes
-# and with the gauss thin rule: such a row reads as refit 0, s4_thin gauss (a
-# dry run reads, it does not rewrite).
-printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,19-)" \
-    "$(grep ',kde,auto,kde,300,500,none,-,5,t,' keys.csv | head -1 | cut -d, -f1-16,19-)" >pre2.csv
+# migrated NAME FIELDS NOTES: full.csv without its columns outside FIELDS
+# (cut -f) is a file from before them; the sweep adds them back ('-' here:
+# exact scores), counts its runs as done, and says so in NOTES notes, one
+# per column added ("refit", "s4_thin", "shrink_min" in turn).
+migrated() {
+    mf=$1 mnotes=$3
+    cut -d, -f"$2" full.csv >"$mf.csv"
+    "$SL" sweep tiny.conf -o "$mf.csv" >out 2>err
+    rc=$?
+    check "$mf: exit 0, nothing to run: $(cat err)" '[ $rc -eq 0 ] && grep -q "8 in $mf.csv, 0 to do" err'
+    check "$mf: the notes name the columns added" \
+        '[ "$(sed -n "s/^scoreloss sweep: note: added the \([a-z_0-9]*\) column to $mf.csv.*/\1/p" err | tr "\n" " ")" = "$mnotes" ]'
+    check "$mf: rewritten with the columns" '[ "$(fixed "$mf.csv")" = "$(fixed full.csv)" ]'
+}
+migrated prerefit 1-16,20- "refit s4_thin shrink_min "
+migrated prethin 1-17,20- "s4_thin shrink_min "
+migrated preshrink 1-18,20- "shrink_min "
+# The runs on the projected route with estimated scores of a file from
+# before the refit column ran without passes and with the gauss thin rule:
+# such a row reads as refit 0, s4_thin gauss (a dry run reads, it does not
+# rewrite).
+printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,20-)" \
+    "$(grep ',kde,auto,kde,300,500,none,-,5,t,-,' keys.csv | head -1 | cut -d, -f1-16,20-)" >pre2.csv
 printf 'refit = 0\ns4-thin = gauss\n' >keys0.tail
 sed '/^output = /d' keys.conf | cat - keys0.tail >keys0.conf
 "$SL" sweep keys0.conf -o pre2.csv --dry-run >out 2>err
 check "pre-refit file: its projected estimated row reads as refit 0: $(cat err)" \
     'grep -q " 1 in pre2.csv, " err'
-# A file from before the s4_thin column alone gets it, and only the note on it.
-cut -d, -f1-17,19- full.csv >prethin.csv
-"$SL" sweep tiny.conf -o prethin.csv >out 2>err
-rc=$?
-check "pre-s4_thin file: exit 0, nothing to run: $(cat err)" \
-    '[ $rc -eq 0 ] && grep -q "8 in prethin.csv, 0 to do" err'
-check "pre-s4_thin file: the note says so" \
-    'grep -q "^scoreloss sweep: note: added the s4_thin column to prethin.csv" err && ! grep -q "refit column" err'
-check "pre-s4_thin file: rewritten with the column" '[ "$(fixed prethin.csv)" = "$(fixed full.csv)" ]'
 
 # ---- MPI: two ranks give the rows of one process ---------------------------------
 

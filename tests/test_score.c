@@ -305,6 +305,39 @@ START_TEST(auto_bandwidth_near_best_fixed) {
 }
 END_TEST
 
+/* The shrink chosen with the automatic bandwidth is reported (sl_scores.
+ * shrink), is one of llsfe's ladder, and respects options.shrink_min; kde
+ * has none. Student t, d = 5, n = 1500 (where the choice goes low). */
+START_TEST(auto_shrink_floor) {
+    const size_t d = 5, n = 1500;
+    sl_dist *D;
+    ck_assert_int_eq(sl_dist_from_spec("student", d, &D), SL_OK);
+    double *X = malloc(n * d * sizeof *X);
+    ck_assert_int_eq(sl_dist_sample(D, 3, n, X), SL_OK);
+    sl_score_options opt;
+    sl_score_options_default(&opt);
+    sl_scores *a, *b, *c;
+    ck_assert_int_eq(sl_score_estimate(&sl_score_llsfe, &opt, n, d, X, n, NULL, &a), SL_OK);
+    const double ladder[] = {0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0};
+    int on_ladder = 0;
+    for (size_t i = 0; i < 8; ++i) on_ladder |= a->shrink == ladder[i];
+    ck_assert_msg(on_ladder, "shrink %g", a->shrink);
+    opt.shrink_min = 2.0 * a->shrink + 5.0; /* above the free choice: the next ladder weight up */
+    ck_assert_int_eq(sl_score_estimate(&sl_score_llsfe, &opt, n, d, X, n, NULL, &b), SL_OK);
+    ck_assert_msg(b->shrink >= opt.shrink_min, "shrink %g below the floor %g", b->shrink,
+                  opt.shrink_min);
+    ck_assert_int_eq(sl_score_estimate(&sl_score_kde, &opt, n, d, X, n, NULL, &c), SL_OK);
+    ck_assert(isnan(c->shrink));
+    fprintf(stderr, "auto shrink on student d = 5: %g (h %.3g); with floor %g: %g (h %.3g)\n",
+            a->shrink, a->bandwidth, opt.shrink_min, b->shrink, b->bandwidth);
+    sl_scores_free(a);
+    sl_scores_free(b);
+    sl_scores_free(c);
+    free(X);
+    sl_dist_free(D);
+}
+END_TEST
+
 START_TEST(bandwidth_parsing) {
     sl_bandwidth b;
     ck_assert_int_eq(sl_bandwidth_parse("auto", &b), SL_OK);
@@ -335,6 +368,7 @@ static Suite *score_suite(void) {
     tcase_add_test(tc, thread_count_does_not_matter);
     tcase_add_loop_test(tc, auto_bandwidth_near_best_fixed, 0,
                         (int)(sizeof auto_cases / sizeof auto_cases[0]));
+    tcase_add_test(tc, auto_shrink_floor);
     tcase_add_test(tc, bandwidth_parsing);
     suite_add_tcase(s, tc);
     return s;

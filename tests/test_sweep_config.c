@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/sweep_config.h"
+#include "scoreloss/recover.h"
 #include "testutil.h"
 
 /* The minimal valid configuration, which the cases extend. */
@@ -80,8 +81,8 @@ static const struct {
 } bad[] = {
     {BASE "x = 1\n", "t.conf:5:1: unknown key 'x' (expected dist, d, k, n, act, noise, w, a, loss, "
                      "score, route, s4, s4-reference, u-rows, assume, detrend, refit, s4-thin, "
-                     "mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, restarts, "
-                     "holdout, seeds or output)"},
+                     "shrink-min, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "
+                     "restarts, holdout, seeds or output)"},
     {BASE "u-rows = 1\nu_rows = 2\n", "t.conf:6:1: key 'u-rows' given twice (first on line 5)"},
     {BASE "s4 = kde, cumulnt\n", "t.conf:5:11: key 's4': unknown s4 'cumulnt' (expected kde, "
                                  "cumulant or quadratic)"},
@@ -95,12 +96,14 @@ static const struct {
                               "0, 1, 2, 3 or 4)"},
     {BASE "u--rows = 1\n", "t.conf:5:1: unknown key 'u--rows' (expected dist, d, k, n, act, noise, "
                            "w, a, loss, score, route, s4, s4-reference, u-rows, assume, detrend, "
-                           "refit, s4-thin, mode, bandwidth, mu, lambda, constraint, lr, batch, "
-                           "epochs, restarts, holdout, seeds or output)"},
+                           "refit, s4-thin, shrink-min, mode, bandwidth, mu, lambda, constraint, "
+                           "lr, batch, epochs, restarts, holdout, seeds or output)"},
     {BASE "refit = 21\n", "t.conf:5:9: key 'refit': expected auto or an integer from 0 to 20, got "
                           "'21'"},
     {BASE "s4-thin = t, none\n", "t.conf:5:14: key 's4-thin': unknown s4-thin 'none' (expected "
                                  "auto, t, gauss or zero)"},
+    {BASE "shrink-min = 2\n", "t.conf:5:14: key 'shrink-min': unknown shrink-min '2' (expected "
+                              "auto, 0, 1, 3, 10, 30, 100, 300 or 1000)"},
     {BASE "  9 = 1\n", "t.conf:5:3: expected a key such as n or seeds, got '9'"},
     {BASE "mu 0.5\n", "t.conf:5:4: expected '=' after key 'mu'"},
     {BASE "mu =\n", "t.conf:5:5: missing value after 'mu ='"},
@@ -222,7 +225,7 @@ START_TEST(plan_order_normalisation_and_left_out) {
     ck_assert_str_eq(run_value(&p, 2, SWEEP_BANDWIDTH), "auto");
     ck_assert_str_eq(p.keys[0],
                      "gauss,3,2,100,relu,0,orthonormal,ones,landscape,hermite,auto,-,-,-,"
-                     "none,auto,-,-,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
+                     "none,auto,-,-,-,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
     /* llsfe takes the projected route: its refit auto is recorded as the
      * count, 5, its s4-thin auto as the rule, t; hermite (quadratic) has
      * neither. */
@@ -230,6 +233,11 @@ START_TEST(plan_order_normalisation_and_left_out) {
     ck_assert_str_eq(run_value(&p, 2, SWEEP_REFIT), "5");
     ck_assert_str_eq(run_value(&p, 0, SWEEP_S4_THIN), SWEEP_NOT_APPLICABLE);
     ck_assert_str_eq(run_value(&p, 2, SWEEP_S4_THIN), "t");
+    /* shrink-min auto: recover's default, as text. */
+    char want[32];
+    snprintf(want, sizeof want, "%g", SL_RECOVER_SHRINK_MIN);
+    ck_assert_str_eq(run_value(&p, 0, SWEEP_SHRINK_MIN), SWEEP_NOT_APPLICABLE);
+    ck_assert_str_eq(run_value(&p, 2, SWEEP_SHRINK_MIN), want);
     sweep_plan_free(&p);
     sweep_config_free(&c);
 

@@ -288,7 +288,7 @@ _RECOVER_OPTIONS = (
     "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows",
     "assume",
     "detrend", "refine", "refit", "refit_scale", "refit_rows", "tensor_steps", "bw_const",
-    "strategy", "cutoff", "knn_eps", "shrink",
+    "strategy", "cutoff", "knn_eps", "shrink", "shrink_min",
 )
 
 TRACE_COLUMNS = ("restart", "step", "epoch", "loss", "grad_norm", "error", "seconds", "full")
@@ -494,12 +494,12 @@ def _check_recover_args(X, y, k):
 
 
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
-               "strategy", "cutoff", "knn_eps", "shrink", "tensor_steps", "s4", "s4_bandwidth",
-               "s4_reference", "s4_thin", "u_rows", "assume", "detrend", "refine", "refit",
-               "refit_scale", "refit_rows")
+               "strategy", "cutoff", "knn_eps", "shrink", "shrink_min", "tensor_steps", "s4",
+               "s4_bandwidth", "s4_reference", "s4_thin", "u_rows", "assume", "detrend", "refine",
+               "refit", "refit_scale", "refit_rows")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
 _S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows", "refit", "refit_scale",
-            "refit_rows")
+            "refit_rows", "shrink_min")
 
 
 def _refuse_ignored(loss, score, dist, options):
@@ -552,7 +552,8 @@ def recover(X, y, k, loss="landscape", score="llsfe", dist=None, truth=None, act
     bandwidth, holdout, s4 (cumulant, kde, quadratic), s4_bandwidth,
     s4_reference, s4_thin (t, gauss, zero), u_rows, assume ("independent"), detrend, refine, refit
     ("auto" or a count), refit_scale, refit_rows, and tensor_steps,
-    bw_const, strategy, cutoff, knn_eps, shrink. Returns a RecoverResult.
+    bw_const, strategy, cutoff, knn_eps, shrink, shrink_min. Returns a
+    RecoverResult.
     """
     X, y, k = _check_recover_args(X, y, k)
     d = X.shape[1]

@@ -55,6 +55,10 @@ static const cli_option options[] = {
     {"shrink", 0, CLI_VALUE, "NU0", NULL,
      "llsfe: weight in pseudo-samples of the pooled local covariance the local fit is shrunk "
      "towards, >= 0 (default: chosen with the automatic bandwidth; 3 with a given one)"},
+    {"shrink-min", 0, CLI_VALUE, "M", "3",
+     "llsfe on the projected route: the shrink chosen with the automatic bandwidth is at least M "
+     "(measured: lower choices on Student t inputs left isolated tail points unshrunk; see "
+     "README)"},
     {"u-rows", 0, CLI_VALUE, "N", "20000",
      "estimated scores, projected route: rows (a seeded subset) whose d-dimensional scores give "
      "M2 and its top-k eigenvectors U; 0 = all"},
@@ -132,7 +136,7 @@ const cli_command cli_cmd_recover = {
     "         [--score llsfe|kde|gauss|hermite|exact] [--dist SPEC]\n"
     "         [--route auto|full|projected|quadratic] [--mode auto|tensor|minibatch]\n"
     "         [--s4 kde|cumulant|quadratic] [--s4-bandwidth H] [--s4-reference M]\n"
-    "         [--s4-thin t|gauss|zero] [--shrink NU0]\n"
+    "         [--s4-thin t|gauss|zero] [--shrink NU0] [--shrink-min 3]\n"
     "         [--u-rows N] [--assume independent] [--detrend auto|0..4]\n"
     "         [--refine auto|cp|none] [--refit auto|N] [--refit-scale S] [--refit-rows N]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
@@ -307,6 +311,8 @@ static int parse(const cli_args *args, settings *s) {
     if (cli_given(args, "shrink") &&
         (status = cli_double(args, "shrink", 0.0, HUGE_VAL, "a number >= 0", &o->score_opt.shrink)))
         return status;
+    if ((status = cli_double(args, "shrink-min", 0.0, HUGE_VAL, "a number >= 0", &o->shrink_min)))
+        return status;
     if (strcmp(cli_value(args, "s4-bandwidth"), "auto") != 0 &&
         (status =
              cli_double(args, "s4-bandwidth", DBL_MIN, HUGE_VAL, "a number > 0 or auto", &o->s4.h)))
@@ -335,9 +341,10 @@ static int parse(const cli_args *args, settings *s) {
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
         static const char *const unused[] = {
-            "score",     "dist",  "route",        "mode",         "mu",      "lambda", "constraint",
-            "bandwidth", "s4",    "s4-bandwidth", "s4-reference", "u-rows",  "assume", "detrend",
-            "refine",    "refit", "refit-scale",  "refit-rows",   "s4-thin", "shrink"};
+            "score",      "dist",      "route",     "mode",         "mu",           "lambda",
+            "constraint", "bandwidth", "s4",        "s4-bandwidth", "s4-reference", "u-rows",
+            "assume",     "detrend",   "refine",    "refit",        "refit-scale",  "refit-rows",
+            "s4-thin",    "shrink",    "shrink-min"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -356,8 +363,9 @@ static int parse(const cli_args *args, settings *s) {
             return cli_option_error(args, "assume",
                                     "independent applies to estimated scores on route full or "
                                     "quadratic (the factorised fit replaces the score estimator)");
-        static const char *const s4_only[] = {"s4",    "s4-bandwidth", "s4-reference", "u-rows",
-                                              "refit", "refit-scale",  "refit-rows",   "s4-thin"};
+        static const char *const s4_only[] = {"s4",         "s4-bandwidth", "s4-reference",
+                                              "u-rows",     "refit",        "refit-scale",
+                                              "refit-rows", "s4-thin",      "shrink-min"};
         for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
             if (cli_given(args, s4_only[i]) &&
                 (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
@@ -365,6 +373,13 @@ static int parse(const cli_args *args, settings *s) {
                                         "applies to estimated scores on the projected route only");
         if (cli_given(args, "shrink") && o->score != &sl_score_llsfe)
             return cli_option_error(args, "shrink", "applies to llsfe scores only");
+        if (cli_given(args, "shrink-min") && o->score != &sl_score_llsfe)
+            return cli_option_error(args, "shrink-min", "applies to llsfe scores only");
+        if (cli_given(args, "shrink-min") &&
+            (cli_given(args, "shrink") || o->score_opt.bandwidth.kind != SL_BW_AUTO))
+            return cli_option_error(args, "shrink-min",
+                                    "applies when the shrink is chosen with the automatic "
+                                    "bandwidth (leave out --shrink and --bandwidth)");
         if (o->refit > 0 && o->refine == 0)
             return cli_option_error(args, "refit",
                                     "the passes refine the directions: leave out --refine none");

@@ -54,9 +54,9 @@ const cli_command cli_cmd_sweep = {
     "quotes around values with commas); the runs are every combination, seeds\n"
     "innermost. Keys: dist, d, k, n (required), act, noise, w, a (as plant takes\n"
     "them), loss, score, route, s4, s4-reference, u-rows, assume (none or\n"
-    "independent), detrend, refit, s4-thin, mode, bandwidth, mu, lambda,\n"
-    "constraint, lr, batch, epochs, restarts, holdout (as recover takes them),\n"
-    "seeds (default 1) and output.\n"
+    "independent), detrend, refit, s4-thin, shrink-min, mode, bandwidth, mu,\n"
+    "lambda, constraint, lr, batch, epochs, restarts, holdout (as recover takes\n"
+    "them), seeds (default 1) and output.\n"
     "Each run samples with its seed, plants with it and recovers with it, as\n"
     "`sample`, `plant` and `recover` would with --seed S, and appends one row:\n"
     "every parameter, every measure and the seconds per phase. Runs already in\n"
@@ -286,6 +286,8 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
         if (strcmp(v[SWEEP_REFIT], SWEEP_NOT_APPLICABLE) != 0) o.refit = atoi(v[SWEEP_REFIT]);
         if (!st && strcmp(v[SWEEP_S4_THIN], SWEEP_NOT_APPLICABLE) != 0)
             st = sl_s4_thin_from_name(v[SWEEP_S4_THIN], &o.s4.thin);
+        if (strcmp(v[SWEEP_SHRINK_MIN], SWEEP_NOT_APPLICABLE) != 0)
+            o.shrink_min = strtod(v[SWEEP_SHRINK_MIN], NULL);
         o.mode = modes[name_index(v[SWEEP_MODE], mode_names, 3)];
         o.sgd.projection = projections[name_index(v[SWEEP_CONSTRAINT], constraint_names, 4)];
         if (strcmp(v[SWEEP_MU], SWEEP_NOT_APPLICABLE) != 0)
@@ -470,7 +472,8 @@ static const char *csv_field(const char *line, size_t len, size_t index, size_t 
 
 /* The results' header without the columns of the parameters in the mask
  * skip (bit p for parameter p; 0: the current header). The columns added
- * since results files were first written: refit, then s4_thin. */
+ * since results files were first written: refit, then s4_thin, then
+ * shrink_min. */
 static char *header_line(uint32_t skip) {
     const char *names[SWEEP_NPARAM + NMETRICS];
     size_t m = 0;
@@ -482,14 +485,18 @@ static char *header_line(uint32_t skip) {
 
 #define BIT(p) (UINT32_C(1) << (p))
 /* Older headers, newest first, and what their runs had where a column is
- * missing (projected_estimated: the projected route with estimated scores,
- * the only runs either column applies to; "-" elsewhere). */
-static const uint32_t old_headers[] = {BIT(SWEEP_S4_THIN), BIT(SWEEP_REFIT) | BIT(SWEEP_S4_THIN)};
+ * missing: on the projected route with estimated scores (the only runs
+ * these columns apply to; shrink_min only with llsfe) no refit passes, the
+ * gauss thin rule and no lowest shrink; "-" elsewhere. */
+static const uint32_t old_headers[] = {
+    BIT(SWEEP_SHRINK_MIN), BIT(SWEEP_S4_THIN) | BIT(SWEEP_SHRINK_MIN),
+    BIT(SWEEP_REFIT) | BIT(SWEEP_S4_THIN) | BIT(SWEEP_SHRINK_MIN)};
 
-static const char *missing_value(int param, int projected_estimated) {
+static const char *missing_value(int param, int projected_estimated, int llsfe) {
     if (!projected_estimated) return SWEEP_NOT_APPLICABLE;
-    return param == SWEEP_REFIT ? "0" /* no refit passes before the column */
-                                : "gauss" /* the thin rule before the column */;
+    if (param == SWEEP_REFIT) return "0";
+    if (param == SWEEP_S4_THIN) return "gauss";
+    return llsfe ? "0" : SWEEP_NOT_APPLICABLE;
 }
 
 static int field_is(const char *line, size_t len, size_t index, const char *text) {
@@ -529,6 +536,7 @@ static int add_columns(const char *path, const char *buf, size_t len, const char
                 !field_is(line, body, SWEEP_SCORE, "exact") &&
                 !field_is(line, body, SWEEP_SCORE, SWEEP_NOT_APPLICABLE) &&
                 !field_is(line, body, SWEEP_S4, SWEEP_NOT_APPLICABLE);
+            const int llsfe = field_is(line, body, SWEEP_SCORE, "llsfe");
             /* The columns in increasing order: the field at a missing
              * column's index starts where its value goes. */
             memcpy(row, line, n);
@@ -544,7 +552,7 @@ static int add_columns(const char *path, const char *buf, size_t len, const char
                     break;
                 }
                 const size_t pre = (size_t)(at - row);
-                const char *val = missing_value(p, projected_estimated);
+                const char *val = missing_value(p, projected_estimated, llsfe);
                 const size_t vl = strlen(val);
                 memcpy(tmp, row, pre);
                 memcpy(tmp + pre, val, vl);
@@ -670,9 +678,14 @@ static int open_results(sweep_state *s) {
                                   "note: added the refit column to %s (its runs on the projected "
                                   "route with estimated scores had no refit passes: 0)",
                                   path);
+                if (missing & BIT(SWEEP_S4_THIN))
+                    sweep_message(0,
+                                  "note: added the s4_thin column to %s (its runs on the "
+                                  "projected route with estimated scores had the gauss rule)",
+                                  path);
                 sweep_message(0,
-                              "note: added the s4_thin column to %s (its runs on the projected "
-                              "route with estimated scores had the gauss rule)",
+                              "note: added the shrink_min column to %s (its runs on the "
+                              "projected route with llsfe scores had none: 0)",
                               path);
             }
             free(buf);

@@ -52,10 +52,14 @@ static const char *const detrends[] = {"auto", "0", "1", "2", "3", "4", NULL};
 static const char *const auto_word[] = {"auto", NULL};
 static const char *const reference_words[] = {"auto", "all", NULL};
 static const char *const thins[] = {"auto", "t", "gauss", "zero", NULL};
+static const char *const shrink_mins[] = {"auto", "0",   "1",   "3",    "10",
+                                          "30",   "100", "300", "1000", NULL};
 
 #define TEXT_(x) #x
 #define TEXT(x) TEXT_(x)
 #define SWEEP_REFIT_AUTO_TEXT TEXT(SL_REFIT_AUTO)
+/* SL_RECOVER_SHRINK_MIN as the sweep records it (a test checks they agree). */
+#define SWEEP_SHRINK_MIN_AUTO_TEXT "3"
 
 #define BIG 9007199254740992.0 /* 2^53: integers above are not exact in a double */
 
@@ -86,6 +90,8 @@ static const param_info params[SWEEP_NPARAM] = {
                      "auto or an integer from 0 to 20"},
     [SWEEP_S4_THIN] = {"s4-thin", "s4_thin", T_NAME, "auto", 0, 0, 0, 0, thins,
                        "auto, t, gauss or zero"},
+    [SWEEP_SHRINK_MIN] = {"shrink-min", "shrink_min", T_NAME, "auto", 0, 0, 0, 0, shrink_mins,
+                          "auto or a weight of llsfe's ladder"},
     [SWEEP_MODE] = {"mode", "mode", T_NAME, "auto", 0, 0, 0, 0, modes, "a mode"},
     [SWEEP_BANDWIDTH] = {"bandwidth", "bandwidth", T_BANDWIDTH, "auto", 0, 0, 0, 0, NULL,
                          "auto, a number H > 0, knn:K or const:C"},
@@ -106,9 +112,8 @@ static const param_info params[SWEEP_NPARAM] = {
 
 #define KEY_LIST                                                                                   \
     "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
-    "detrend, refit, s4-thin, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "        \
-    "restarts, "                                                                                   \
-    "holdout, seeds or output"
+    "detrend, refit, s4-thin, shrink-min, mode, bandwidth, mu, lambda, constraint, lr, batch, "    \
+    "epochs, restarts, holdout, seeds or output"
 
 const char *sweep_param_name(int param) {
     return param >= 0 && param < SWEEP_NPARAM ? params[param].column : "?";
@@ -656,7 +661,7 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         static const int unused[] = {
             SWEEP_SCORE,  SWEEP_ROUTE,      SWEEP_S4,    SWEEP_S4_REFERENCE, SWEEP_U_ROWS,
             SWEEP_ASSUME, SWEEP_DETREND,    SWEEP_MODE,  SWEEP_BANDWIDTH,    SWEEP_MU,
-            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT, SWEEP_S4_THIN};
+            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT, SWEEP_S4_THIN,      SWEEP_SHRINK_MIN};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             v[unused[i]] = SWEEP_NOT_APPLICABLE;
         return NULL;
@@ -730,6 +735,12 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         }
     } else {
         v[SWEEP_S4_THIN] = SWEEP_NOT_APPLICABLE;
+    }
+    /* llsfe's lowest automatic shrink on that route, likewise. */
+    if (projected && !exact && is(v[SWEEP_SCORE], "llsfe")) {
+        if (is(v[SWEEP_SHRINK_MIN], "auto")) v[SWEEP_SHRINK_MIN] = SWEEP_SHRINK_MIN_AUTO_TEXT;
+    } else {
+        v[SWEEP_SHRINK_MIN] = SWEEP_NOT_APPLICABLE;
     }
     if (!is(v[SWEEP_SCORE], "llsfe") && !is(v[SWEEP_SCORE], "kde"))
         v[SWEEP_BANDWIDTH] = SWEEP_NOT_APPLICABLE;

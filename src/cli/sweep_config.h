@@ -44,6 +44,7 @@ typedef enum sweep_param {
     SWEEP_DETREND,      /* exact scores and the quadratic route: auto, 0..3 */
     SWEEP_REFIT,        /* estimated scores, projected route: refit passes (auto, 0..20) */
     SWEEP_S4_THIN,    /* estimated scores, projected route: the thin rule (auto, t, gauss, zero) */
+    SWEEP_SHRINK_MIN, /* llsfe, projected route: the lowest automatic shrink (auto, ladder) */
     SWEEP_MODE,       /* auto, tensor, minibatch */
     SWEEP_BANDWIDTH,  /* llsfe and kde: auto, H, knn:K, const:C */
     SWEEP_MU,         /* landscape weight */

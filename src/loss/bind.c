@@ -331,6 +331,8 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         return parse_size(name, value, 1, SIZE_MAX, &o->s4.reference);
     }
     if (strcmp(name, "u-rows") == 0) return parse_size(name, value, 0, SIZE_MAX, &o->u_rows);
+    if (strcmp(name, "shrink-min") == 0)
+        return parse_double(name, value, 0.0, HUGE_VAL, "a number >= 0", &o->shrink_min);
     if (strcmp(name, "detrend") == 0) return parse_auto_count(name, value, 4, &o->detrend);
     if (strcmp(name, "refit") == 0) return parse_auto_count(name, value, SL_REFIT_MAX, &o->refit);
     if (strcmp(name, "refit-rows") == 0)
@@ -352,7 +354,8 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
         "tensor-steps, s4, s4-bandwidth, s4-reference, s4-thin, u-rows, assume, detrend, refine, "
         "refit, "
-        "refit-scale, refit-rows, bandwidth, bw-const, strategy, cutoff, knn-eps or shrink)",
+        "refit-scale, refit-rows, bandwidth, bw-const, strategy, cutoff, knn-eps, shrink or "
+        "shrink-min)",
         name);
 }
 

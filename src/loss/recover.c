@@ -125,6 +125,7 @@ void sl_recover_options_default(sl_recover_options *opt) {
     opt->route = SL_ROUTE_AUTO;
     sl_s4_options_default(&opt->s4);
     opt->u_rows = SL_RECOVER_U_ROWS;
+    opt->shrink_min = SL_RECOVER_SHRINK_MIN;
     opt->refit_rows = SL_RECOVER_REFIT_ROWS;
     opt->assume_independent = 0;
     opt->detrend = -1;
@@ -1105,6 +1106,9 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
         return sl_error(SL_EINVAL, "the projected route with estimated scores runs on the tensor "
                                    "T only, not on per-sample minibatches (use route quadratic)");
 
+    if (!(opt->shrink_min >= 0.0 && isfinite(opt->shrink_min)))
+        return sl_error(SL_EINVAL, "the lowest automatic shrink must be a number >= 0, got %g",
+                        opt->shrink_min);
     /* Rows whose d-dimensional scores give M2 (all, or a seeded subset on
      * the estimated projected route). */
     size_t nu = r->ntr;
@@ -1117,6 +1121,7 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
 
     /* Scores at those rows. */
     sl_score_options sopt = opt->score_opt;
+    if (proj_est) sopt.shrink_min = opt->shrink_min;
     sopt.seed = sl_rng_derive(opt->seed, STREAM_SCORES);
     sopt.progress = opt->progress ? scores_progress : NULL;
     sopt.progress_ctx = (void *)opt;

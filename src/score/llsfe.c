@@ -785,6 +785,7 @@ typedef struct {
     sl_scores *probe;
     const double *hs, *nus; /* the bandwidth grid and the weight ladder */
     size_t ih, inu;         /* the current point */
+    size_t nu_lo;           /* the lowest weight allowed (options.shrink_min) */
 } climb_ctx;
 
 static sl_status climb(climb_ctx *c, int along_h, size_t count, double *Jcur) {
@@ -796,7 +797,8 @@ static sl_status climb(climb_ctx *c, int along_h, size_t count, double *Jcur) {
     sl_status st = SL_OK;
     for (int dir = 1; dir >= -1; dir -= 2) {
         size_t j = *k;
-        while (dir > 0 ? j + 1 < count : j > 0) {
+        const size_t floor = along_h ? 0 : c->nu_lo;
+        while (dir > 0 ? j + 1 < count : j > floor) {
             j = dir > 0 ? j + 1 : j - 1;
             st = heldout_objective(c->opt, c->fit, c->n, c->d, c->X, c->hs[along_h ? j : c->ih],
                                    c->nus[along_h ? c->inu : j], c->probe, &Js[j]);
@@ -828,16 +830,21 @@ static sl_status choose_bandwidth_and_shrink(const sl_score_options *opt, const 
                                              size_t n, size_t d, const double *X, double *h,
                                              double *nu0, sl_scores *out) {
     static const double ladder[] = SL_LLSFE_SHRINK_LADDER;
+    const size_t nladder = sizeof ladder / sizeof ladder[0];
+    /* The lowest weight allowed (options.shrink_min), and where to start. */
+    size_t nu_lo = 0;
+    while (nu_lo + 1 < nladder && ladder[nu_lo] < opt->shrink_min) ++nu_lo;
+    const size_t start = nu_lo > SL_LLSFE_SHRINK_START ? nu_lo : SL_LLSFE_SHRINK_START;
     sl_score_options o = *opt;
-    o.shrink = ladder[SL_LLSFE_SHRINK_START];
+    o.shrink = ladder[start];
     sl_status st = sl_bandwidth_auto(SL_KERNEL_LLSFE, &o, fit, n, d, X, h, out);
     if (st) return st;
-    climb_ctx c = {opt, fit, n, d, X, NULL, out->bw_grid, ladder, 0, SL_LLSFE_SHRINK_START};
+    climb_ctx c = {opt, fit, n, d, X, NULL, out->bw_grid, ladder, 0, start, nu_lo};
     while (c.ih + 1 < out->bw_ngrid && out->bw_grid[c.ih] < *h) ++c.ih;
     double J = out->bw_objective[c.ih];
     if ((st = sl_scores_alloc(1, d, &c.probe))) return st;
-    st = climb(&c, 0, sizeof ladder / sizeof ladder[0], &J);
-    if (st == SL_OK && c.inu != SL_LLSFE_SHRINK_START) st = climb(&c, 1, out->bw_ngrid, &J);
+    st = climb(&c, 0, nladder, &J);
+    if (st == SL_OK && c.inu != start) st = climb(&c, 1, out->bw_ngrid, &J);
     sl_scores_free(c.probe);
     if (st) return st;
     *h = out->bw_grid[c.ih];
