@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/sweep_config.h"
+
 /* ---- a CSV table of strings (the census and sweep files carry names) -------- */
 
 typedef struct str_table {
@@ -567,14 +569,10 @@ static int compare_sweep(const void *a, const void *b) {
     return (x->n > y->n) - (x->n < y->n);
 }
 
-/* The parameter columns of a sweep results file, in its order (cmd_sweep.c);
- * loss and score name a line, the others qualify it where they differ. */
-static const char *const sweep_params[] = {
-    "dist",    "d",     "k",      "act",       "noise",        "w",      "a",
-    "loss",    "score", "route",  "s4",        "s4_reference", "u_rows", "assume",
-    "detrend", "refit", "mode",   "bandwidth", "mu",           "lambda", "constraint",
-    "lr",      "batch", "epochs", "restarts",  "holdout"};
-#define SWEEP_NPARAMS (sizeof sweep_params / sizeof sweep_params[0])
+/* The parameter columns of a sweep results file are the sweep's own
+ * (sweep_config.h), n and seed aside; loss and score name a line, the
+ * others qualify it where they differ. */
+#define SWEEP_NPARAMS ((size_t)SWEEP_NPARAM)
 
 /* Whether row r passes the --where conditions: space-separated KEY=V[,V..],
  * each a column that must hold one of the values. 0 = keep, 1 = drop, else
@@ -643,8 +641,11 @@ static int prep_sweep(const cli_args *args, const char *path, const char *where,
     FILE *f = NULL;
     const char *sp = NULL;
     if ((status = need_cols(args, path, t, 7, cols, idx))) goto done;
-    for (size_t c = 0; c < SWEEP_NPARAMS; ++c)
-        if ((pidx[np] = str_col(t, sweep_params[c])) >= 0) ++np;
+    for (size_t c = 0; c < SWEEP_NPARAMS; ++c) {
+        const char *name = sweep_param_name((int)c);
+        if (strcmp(name, "n") == 0 || strcmp(name, "seed") == 0) continue;
+        if ((pidx[np] = str_col(t, name)) >= 0) ++np;
+    }
     rows = malloc((t->rows + 1) * sizeof *rows);
     key = malloc((t->rows + 1) * sizeof *key);
     if (!rows || !key) {
