@@ -12,7 +12,7 @@
 # a = 1, no noise; z = U0'x with U0 the row span of W, the whitening from a
 # separate 2 x 10^5-row exact-score M2 (bench/bench_s4.c).
 #
-# usage: scripts/s4_tables.sh [quick|full] [BUILD_DIR]
+# usage: [THIN=t|gauss|zero] scripts/s4_tables.sh [quick|n4|full|ridges] [BUILD_DIR]
 #   quick  n = 10^4 (3 seeds, all estimators) and 10^5 (2 seeds, kde and
 #          quadratic, 10^4 reference samples as recover uses)
 #   n4     n = 10^4 only
@@ -21,7 +21,8 @@
 #          directions (smoothing 0.2 and 0.05), n = 10^5 and 10^6, 3 seeds,
 #          10^4 reference samples; then, for logistic at 10^5, the ridges
 #          turned 1 and 3 degrees off (about 30 minutes)
-# Markdown on stdout, progress on stderr.
+# THIN: the estimators' rule for thin neighbourhoods (bench_s4 --thin;
+# default the library's, t). Markdown on stdout, progress on stderr.
 set -eu
 
 WHAT=${1:-quick}
@@ -33,7 +34,7 @@ echo "| input | n | T from | h | bias | noise | M2 error (whitened) | error per 
 echo "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
 row() {
     echo "s4_tables: $*" >&2
-    "$B" --wseed 3 "$@" 2>/dev/null
+    "$B" --wseed 3 ${THIN:+--thin "$THIN"} "$@" 2>/dev/null
 }
 for dist in gauss logistic student agmm; do
     case $WHAT in

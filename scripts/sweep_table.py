@@ -4,10 +4,11 @@ over the seeds, the directions each seed found, and the smallest n at which
 every seed has err_max < 0.05 with every direction found.
 
     scripts/sweep_table.py docs/sweep_estimated.csv [--dist gauss,...] [--refit 0,5]
-                           [--thin t,gauss]
+                           [--thin t,gauss] [--skip 'TEXT;TEXT']
 
 One row per (dist, noise, method); the method is named from loss, score,
-route, refit and the S_4 estimator's thin rule. Standard library only."""
+route, refit, the S_4 estimator's thin rule and llsfe's lowest automatic
+shrink. Standard library only."""
 import argparse
 import csv
 import math
@@ -26,8 +27,10 @@ def method_of(row):
     if row["score"] == "llsfe" and row["route"] == "auto":
         refit = row.get("refit", "0")
         thin = row.get("s4_thin", "-")
+        floor = row.get("shrink_min", "-")
         return "llsfe projected, " + ("no refit" if refit in ("0", "-") else "refit %s" % refit) \
-            + ("" if thin == "-" else ", thin %s" % thin)
+            + ("" if thin == "-" else ", thin %s" % thin) \
+            + ("" if floor == "-" else ", shrink-min %s" % floor)
     if row["score"] == "llsfe":
         return "llsfe " + row["route"]
     return row["score"]
@@ -41,6 +44,8 @@ def main():
                     "rows to show (default all)")
     ap.add_argument("--thin", help="comma-separated thin rules of the projected route's rows "
                     "to show (default all)")
+    ap.add_argument("--skip", help="semicolon-separated texts: methods whose name contains one "
+                    "are left out")
     args = ap.parse_args()
     with open(args.results, newline="") as f:
         rows = [r for r in csv.DictReader(ln for ln in f if not ln.startswith("#"))]
@@ -59,6 +64,8 @@ def main():
                 and r["refit"] not in args.refit.split(",")):
             continue
         key = (r["dist"], r["noise"], method_of(r))
+        if args.skip and any(t and t in key[2] for t in args.skip.split(";")):
+            continue
         if key not in cells:
             order.append(key)
             cells[key] = defaultdict(list)
