@@ -801,9 +801,9 @@ static sl_status fit_t(size_t m, size_t k, const double *ref, double *nu, double
 }
 
 /* The fit at one query: fills w->g, w->H, w->G3, w->G4 (zeta coordinates,
- * not units of h) and returns 0, or 1 when the point took the global
- * Gaussian's scores. For kde, G3 and G4 are not used: w->G4 receives the
- * whole S_4 and w->H the S_2 (see add_point). */
+ * not units of h) and returns 0, or 1 when the point took the thin rule's
+ * scores (thin_model, or none). For kde, G3 and G4 are not used: w->G4
+ * receives the whole S_4 and w->H the S_2 (see add_point). */
 static int fit_point(const s4_ctx *c, s4_work *w, const double *q, double K0, double wsum2) {
     const size_t k = c->k, k2 = k * k, k3 = k2 * k, k4 = k3 * k;
     const sl_s4_estimator est = c->opt->estimator;
