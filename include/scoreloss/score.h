@@ -66,8 +66,9 @@ typedef struct sl_score_options {
                                found (1 + knn_eps)-approximately (each k-th distance within
                                1 + knn_eps of the exact one; faster); default 0 = exact */
     double shrink;          /* llsfe regularisation strength (>= 0; see llsfe.c); < 0 = default */
-    double shrink_min;      /* llsfe, the strength chosen with the automatic bandwidth: at least
-                               this (default 0: any of the ladder) */
+    double shrink_min;      /* llsfe, the strength chosen with the automatic bandwidth: the
+                               ladder's weights from the first at or above this (its largest,
+                               1000, when none is; default 0: any of the ladder) */
     uint64_t seed;          /* held-out split of the automatic bandwidth */
     const sl_dist *dist;    /* for method exact */
     sl_progress_fn progress;

@@ -646,8 +646,8 @@ static int open_results(sweep_state *s) {
         buf[len] = '\0';
     }
     {
-        /* A file from before the refit or the s4_thin column gets them
-         * (rewritten in place, atomically; not on a dry run). */
+        /* A file from before some of the columns added since (old_headers)
+         * gets them (rewritten in place, atomically; not on a dry run). */
         size_t at = 0;
         while (at < len && (buf[at] == '\n' || buf[at] == '\r' || buf[at] == '#'))
             at += buf[at] == '#' ? strcspn(buf + at, "\n") : 1;
