@@ -570,9 +570,8 @@ static int compare_sweep(const void *a, const void *b) {
 }
 
 /* The parameter columns of a sweep results file are the sweep's own
- * (sweep_config.h), n and seed aside; loss and score name a line, the
- * others qualify it where they differ. */
-#define SWEEP_NPARAMS ((size_t)SWEEP_NPARAM)
+ * (sweep_config.h, SWEEP_NPARAM of them), n and seed aside; loss and score
+ * name a line, the others qualify it where they differ. */
 
 /* Whether row r passes the --where conditions: space-separated KEY=V[,V..],
  * each a column that must hold one of the values. 0 = keep, 1 = drop, else
@@ -633,16 +632,16 @@ static int prep_sweep(const cli_args *args, const char *path, const char *where,
     str_table *t = str_table_read(args, path, &status);
     if (!t) return status;
     static const char *const cols[] = {"dist", "d", "k", "n", "loss", "score", "err_max"};
-    long idx[7], pidx[SWEEP_NPARAMS];
-    int shown[SWEEP_NPARAMS];
+    long idx[7], pidx[SWEEP_NPARAM];
+    int shown[SWEEP_NPARAM];
     sweep_row *rows = NULL;
     size_t *key = NULL; /* each group's first row */
     size_t np = 0, nrows = 0;
     FILE *f = NULL;
     const char *sp = NULL;
     if ((status = need_cols(args, path, t, 7, cols, idx))) goto done;
-    for (size_t c = 0; c < SWEEP_NPARAMS; ++c) {
-        const char *name = sweep_param_name((int)c);
+    for (int c = 0; c < SWEEP_NPARAM; ++c) {
+        const char *name = sweep_param_name(c);
         if (strcmp(name, "n") == 0 || strcmp(name, "seed") == 0) continue;
         if ((pidx[np] = str_col(t, name)) >= 0) ++np;
     }
