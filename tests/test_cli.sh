@@ -725,6 +725,14 @@ check "recover (llsfe): the method line" \
 check "recover (llsfe): the S_4 line names the estimator" grep -q "^S_4: kde estimator on z = U'x" "$T/stdout"
 check "recover (llsfe): ... the scores' bandwidth and shrink, and the thin rule" \
     grep -Eq "^S_4: .*\(U from the llsfe scores of [0-9]+ rows, bandwidth $NUM, shrink $NUM\).*took the thin rule \((t, nu $NUM|the Gaussian), scale $NUM\)$" "$T/stdout"
+check "recover (llsfe): no thin-rule warning when few points are thin (26 of 360)" \
+    sh -c '! grep -q "took the thin rule.s scores" "$1"' sh "$T/stderr"
+sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 \
+    --s4-bandwidth 0.05 -o rw2.csv >"$T/stdout" 2>"$T/stderr"
+check "recover --s4-bandwidth 0.05: every point thin, which the tool warns about" \
+    grep -Eq "^scoreloss recover: warning: S_4 \(kde\): 360 of 360 points had fewer than 30 effective neighbours and took the thin rule's scores \(the Gaussian, scale $NUM\); more reference samples or a wider S_4 bandwidth leave fewer$" "$T/stderr"
+sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 -o rw2.csv \
+    >"$T/stdout" 2>"$T/stderr"
 expect_csv rw2.csv 2 "a,w1,w2"
 check "recover (llsfe): three refit passes by default, the kept one named" \
     grep -Eqx "refit: 5 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){5}; kept (the first estimate, pass 0|pass [1-5]) \(its second layer fits best\)" "$T/stdout"
