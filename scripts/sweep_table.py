@@ -7,8 +7,8 @@ every seed has err_max < 0.05 with every direction found.
                            [--thin t,gauss] [--skip 'TEXT;TEXT']
 
 One row per (dist, noise, method); the method is named from loss, score,
-route, refit, the S_4 estimator's thin rule and llsfe's lowest automatic
-shrink. Standard library only."""
+route (with exact scores the route used), refit, the S_4 estimator's thin
+rule and llsfe's lowest automatic shrink. Standard library only."""
 import argparse
 import csv
 import math
@@ -33,6 +33,9 @@ def method_of(row):
             + ("" if floor == "-" else ", shrink-min %s" % floor)
     if row["score"] == "llsfe":
         return "llsfe " + row["route"]
+    if row["score"] == "exact":
+        return "exact g and H (quadratic S_4)" if row["route"] == "quadratic" \
+            else "exact scores (%s S_4)" % row.get("route_used", row["route"])
     return row["score"]
 
 
@@ -79,7 +82,8 @@ def main():
     dists = list(dict.fromkeys(key[0] for key in order))
 
     def rank(method):
-        for i, m in enumerate(("llsfe projected, refit", "llsfe projected, no", "llsfe", "hermite")):
+        for i, m in enumerate(("llsfe projected, refit", "llsfe projected, no", "llsfe",
+                               "exact scores", "exact g", "hermite")):
             if method.startswith(m):
                 return i
         return 9
