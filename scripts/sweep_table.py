@@ -6,7 +6,8 @@ every seed has err_max < 0.05 with every direction found.
     scripts/sweep_table.py docs/sweep_estimated.csv [--dist gauss,...] [--refit 0,5]
                            [--thin t,gauss] [--skip 'TEXT;TEXT']
 
-One row per (dist, noise, method); the method is named from loss, score,
+One row per (dist, noise, method), and per first layer w when the file
+has several; the method is named from loss, score,
 route (with exact scores the route used), refit, the S_4 estimator's thin
 rule and llsfe's lowest automatic shrink. Standard library only."""
 import argparse
@@ -53,6 +54,8 @@ def main():
     with open(args.results, newline="") as f:
         rows = [r for r in csv.DictReader(ln for ln in f if not ln.startswith("#"))]
     k = {r["k"] for r in rows}
+    # With more than one first layer in the file, each w gets its own rows.
+    several_w = len({r.get("w", "") for r in rows}) > 1
     cells = defaultdict(list)  # (dist, noise, method) -> n -> [(seed, err, found)]
     order = []
     for r in rows:
@@ -66,7 +69,8 @@ def main():
         if (args.refit and r.get("refit", "-") != "-"
                 and r["refit"] not in args.refit.split(",")):
             continue
-        key = (r["dist"], r["noise"], method_of(r))
+        dist = "%s, w %s" % (r["dist"], r["w"]) if several_w else r["dist"]
+        key = (dist, r["noise"], method_of(r))
         if args.skip and any(t and t in key[2] for t in args.skip.split(";")):
             continue
         if key not in cells:
