@@ -741,6 +741,18 @@ sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit
     >"$T/stdout" 2>"$T/stderr"
 check "recover --refit 0: exit 0, no passes" \
     sh -c '[ $1 -eq 0 ] && ! grep -q "^refit:" "$2"' sh $? "$T/stdout"
+check "recover (relu): no activation warning" sh -c '! grep -q "warning: activation" "$1"' sh "$T/stderr"
+# Activations whose moments carry no signal: tanh's even derivatives are odd
+# (none on an input symmetric about zero), the cubic's fourth is zero.
+expect_ok sl plant --input rx2.csv --k 2 --w identity --act tanh --seed 5 -o rdt.csv --truth rtt.csv
+sl recover --input rdt.csv --k 2 --act tanh --score exact --dist gauss -o rwt.csv \
+    >"$T/stdout" 2>"$T/stderr"
+check "recover --act tanh: the odd-derivative warning" \
+    grep -q "^scoreloss recover: warning: activation tanh: its second and fourth derivatives are odd, so on an input symmetric about zero M2 and T carry none of its signal" "$T/stderr"
+sl recover --input rdt.csv --k 2 --act cubic --score exact --dist gauss -o rwt.csv \
+    >"$T/stdout" 2>"$T/stderr"
+check "recover --act cubic: the zero-derivative warning" \
+    grep -q "^scoreloss recover: warning: activation cubic: its fourth derivative is zero, so T carries none of its signal and the landscape loss cannot find its directions$" "$T/stderr"
 # Warnings go to stderr as they arise and into the summary: gmm2 has mixed
 # signal signs for this W (measured: 17.3 and -2.1 at n = 45000).
 expect_ok sl sample --dist gmm2 --d 3 --n 50000 --seed 1 -o rxg.csv

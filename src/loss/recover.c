@@ -1073,6 +1073,24 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
     sl_status st = choose_route(r, &route);
     if (st) return st;
     res->route = route;
+    /* Activations whose moments carry no signal. By Stein's identity the
+     * coefficients of M2 and T are E[f''(w'x)] and E[f''''(w'x)]: zero for
+     * the quadratic's and the cubic's fourth derivative whatever the input,
+     * and for tanh, sigmoid and erf, whose even derivatives are odd, on every
+     * input symmetric about zero. Measured: tanh, product-logistic input,
+     * d = 10, k = 5, W random:10, n = 10^5, 3 seeds: err_max 0.59 to 0.78
+     * with or without the refit passes (softplus: 0.0047 to 0.079 with them). */
+    if (opt->act == SL_ACT_QUADRATIC || opt->act == SL_ACT_CUBIC)
+        warn(r,
+             "activation %s: its fourth derivative is zero, so T carries none of its signal "
+             "and the %s loss cannot find its directions",
+             sl_act_name(opt->act), opt->loss == SL_RECOVER_SIGNFREE ? "sign-free" : "landscape");
+    else if (opt->act == SL_ACT_TANH || opt->act == SL_ACT_SIGMOID || opt->act == SL_ACT_ERF)
+        warn(r,
+             "activation %s: its second and fourth derivatives are odd, so on an input "
+             "symmetric about zero M2 and T carry none of its signal (E[f''(w'x)] = "
+             "E[f''''(w'x)] = 0); relu and softplus keep theirs",
+             sl_act_name(opt->act));
     const int exact = opt->score == &sl_score_exact;
     const int exact_s4 = exact && route != SL_ROUTE_QUADRATIC;
     const int indep = !exact && opt->assume_independent;
