@@ -683,10 +683,11 @@ static int open_results(sweep_state *s) {
                                   "note: added the s4_thin column to %s (its runs on the "
                                   "projected route with estimated scores had the gauss rule)",
                                   path);
-                sweep_message(0,
-                              "note: added the shrink_min column to %s (its runs on the "
-                              "projected route with llsfe scores had none: 0)",
-                              path);
+                if (missing & BIT(SWEEP_SHRINK_MIN))
+                    sweep_message(0,
+                                  "note: added the shrink_min column to %s (its runs on the "
+                                  "projected route with llsfe scores had none: 0)",
+                                  path);
             }
             free(buf);
             buf = nb;
