@@ -734,8 +734,8 @@ check "recover --s4-bandwidth 0.05: every point thin, which the tool warns about
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"
 expect_csv rw2.csv 2 "a,w1,w2"
-check "recover (llsfe): three refit passes by default, the kept one named" \
-    grep -Eqx "refit: 5 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){5}; kept (the first estimate, pass 0|pass [1-5]) \(its second layer fits best\)" "$T/stdout"
+check "recover (llsfe): eight refit passes by default, the kept one named" \
+    grep -Eqx "refit: 8 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){8}; kept (the first estimate, pass 0|pass [1-8]) \(its second layer fits best\)" "$T/stdout"
 check "recover (llsfe): the refit passes' seconds" grep -Eq "^seconds: .*, refit passes $NUM$" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"

@@ -201,11 +201,14 @@ check "new keys: 8 runs, 6 left out, 18 repeats" \
 check "new keys: the header names them" \
     'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,s4_thin,shrink_min,mode,"'
 # Columns 9-19: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
-# refit (auto is recorded as its count, 5, where the passes apply), s4_thin
-# (auto recorded as the rule, t), shrink_min (llsfe only: '-' here).
+# refit (auto is recorded as its count, recover's default, where the passes
+# apply), s4_thin (auto recorded as the rule, t), shrink_min (llsfe only: '-'
+# here).
+RA=$("$SL" recover --help | tr -s ' \n' '  ' | sed -n 's/.*; auto: \([0-9]*\) there (0 with --refine none).*/\1/p')
+check "recover --help names the refit passes' default: '$RA'" '[ -n "$RA" ]'
 keys_of() { tail -n +2 keys.csv | cut -d, -f9-19 | sort | tr '\n' ' '; }
 check "new keys: '-' where a key does not apply: $(keys_of)" \
-    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,-,- landscape,exact,auto,-,-,-,-,1,-,-,- landscape,exact,auto,-,-,-,-,auto,-,-,- landscape,kde,auto,kde,300,500,none,-,5,t,- landscape,kde,auto,kde,300,500,none,1,5,t,- landscape,kde,auto,quadratic,300,500,none,-,5,t,- landscape,kde,auto,quadratic,300,500,none,1,5,t,- " ]'
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,-,- landscape,exact,auto,-,-,-,-,1,-,-,- landscape,exact,auto,-,-,-,-,auto,-,-,- landscape,kde,auto,kde,300,500,none,-,$RA,t,- landscape,kde,auto,kde,300,500,none,1,$RA,t,- landscape,kde,auto,quadratic,300,500,none,-,$RA,t,- landscape,kde,auto,quadratic,300,500,none,1,$RA,t,- " ]'
 # Two of the rows are the command-line runs with the same options.
 "$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
     "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
@@ -248,7 +251,7 @@ migrated preshrink 1-18,20- "shrink_min "
 # such a row reads as refit 0, s4_thin gauss (a dry run reads, it does not
 # rewrite).
 printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,20-)" \
-    "$(grep ',kde,auto,kde,300,500,none,-,5,t,-,' keys.csv | head -1 | cut -d, -f1-16,20-)" >pre2.csv
+    "$(grep ",kde,auto,kde,300,500,none,-,$RA,t,-," keys.csv | head -1 | cut -d, -f1-16,20-)" >pre2.csv
 printf 'refit = 0\ns4-thin = gauss\n' >keys0.tail
 sed '/^output = /d' keys.conf | cat - keys0.tail >keys0.conf
 "$SL" sweep keys0.conf -o pre2.csv --dry-run >out 2>err

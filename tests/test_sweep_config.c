@@ -227,14 +227,15 @@ START_TEST(plan_order_normalisation_and_left_out) {
                      "gauss,3,2,100,relu,0,orthonormal,ones,landscape,hermite,auto,-,-,-,"
                      "none,auto,-,-,-,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
     /* llsfe takes the projected route: its refit auto is recorded as the
-     * count, 5, its s4-thin auto as the rule, t; hermite (quadratic) has
-     * neither. */
+     * count, SL_REFIT_AUTO, its s4-thin auto as the rule, t; hermite
+     * (quadratic) has neither. */
+    char want[32];
     ck_assert_str_eq(run_value(&p, 0, SWEEP_REFIT), SWEEP_NOT_APPLICABLE);
-    ck_assert_str_eq(run_value(&p, 2, SWEEP_REFIT), "5");
+    snprintf(want, sizeof want, "%d", SL_REFIT_AUTO);
+    ck_assert_str_eq(run_value(&p, 2, SWEEP_REFIT), want);
     ck_assert_str_eq(run_value(&p, 0, SWEEP_S4_THIN), SWEEP_NOT_APPLICABLE);
     ck_assert_str_eq(run_value(&p, 2, SWEEP_S4_THIN), "t");
     /* shrink-min auto: recover's default, as text. */
-    char want[32];
     snprintf(want, sizeof want, "%g", SL_RECOVER_SHRINK_MIN);
     ck_assert_str_eq(run_value(&p, 0, SWEEP_SHRINK_MIN), SWEEP_NOT_APPLICABLE);
     ck_assert_str_eq(run_value(&p, 2, SWEEP_SHRINK_MIN), want);

@@ -271,12 +271,12 @@ class TestRecover(CliCase):
                                   % (kw.get("score", "llsfe"), r.s4_info["u_rows"]), summary)
                 if r.independent:
                     self.assertIn("S_4: independent coordinates", summary)
-                # The refit passes: 5 by default on the estimated projected
+                # The refit passes: 8 by default on the estimated projected
                 # route, as asked otherwise, none elsewhere.
                 if kw.get("refit") is not None:
                     self.assertEqual(r.refits, kw["refit"])
                 elif r.t_estimated and not r.independent:
-                    self.assertEqual(r.refits, 5)
+                    self.assertEqual(r.refits, 8)
                 else:
                     self.assertEqual(r.refits, 0)
                 if r.refits:

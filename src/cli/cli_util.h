@@ -20,6 +20,10 @@
 /* Returned by cli_parse when the command should go on and run. */
 #define CLI_RUN (-1)
 
+/* A macro's value as a string literal (a default named in a help text). */
+#define CLI_TEXT_(x) #x
+#define CLI_TEXT(x) CLI_TEXT_(x)
+
 /* Option flags. */
 enum {
     CLI_VALUE = 1u << 0,    /* takes a value (otherwise a flag) */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "scoreloss/recover.h"
 #include "scoreloss/score.h"
 
@@ -55,9 +56,7 @@ static const char *const thins[] = {"auto", "t", "gauss", "zero", NULL};
 static const char *const shrink_mins[] = {"auto", "0",   "1",   "3",    "10",
                                           "30",   "100", "300", "1000", NULL};
 
-#define TEXT_(x) #x
-#define TEXT(x) TEXT_(x)
-#define SWEEP_REFIT_AUTO_TEXT TEXT(SL_REFIT_AUTO)
+#define SWEEP_REFIT_AUTO_TEXT CLI_TEXT(SL_REFIT_AUTO)
 /* SL_RECOVER_SHRINK_MIN as the sweep records it (a test checks they agree). */
 #define SWEEP_SHRINK_MIN_AUTO_TEXT "3"
 
