@@ -231,8 +231,8 @@ void sl_recover_options_default(sl_recover_options *opt);
  * n = 10^4 to 10^6, seeds 1-3): no run lost issue 5's standard, the
  * largest worsening was +0.013 (student, 10^4, 0.031 to 0.043), student
  * with noise 0.1 passed from 10^4 instead of 10^6 and agmm with noise at
- * 10^6 on seed 1 (0.22 to 0.040). The cost: 1.2 to 2.7 times the run time;
- * recover at 10^6 on logistic 72 s instead of 55. */
+ * 10^6 on seed 1 (0.22 to 0.040). The cost: 1.2 to 2.7 times the run time
+ * at 10^4 and 10^5; recover at 10^6 on logistic 72 s instead of 55. */
 #define SL_REFIT_AUTO 8
 
 typedef struct sl_recover_result {

@@ -19,6 +19,8 @@
 #include "scoreloss/score.h"
 #include "scoreloss/sgd.h"
 
+#define REFIT_AUTO_TEXT CLI_TEXT(SL_REFIT_AUTO)
+
 static const cli_option options[] = {
     {"input", 0, CLI_VALUE | CLI_REQUIRED, "DATA.csv", NULL,
      "data, columns x1..xd and y (as scoreloss plant writes them)"},
@@ -82,9 +84,8 @@ static const cli_option options[] = {
      "estimated scores, projected route: after the refinement, N passes (0..20) that estimate "
      "M2 and T again with the directions found as control variates (the labels minus their fit "
      "on the smoothed ReLUs of those directions, the fit's derivatives added back) and refine "
-     "on them; each pass costs one S_4 estimation; auto: " CLI_TEXT(
-         SL_REFIT_AUTO) " there (0 "
-                        "with --refine none), 0 elsewhere"},
+     "on them; each pass costs one S_4 estimation; auto: " REFIT_AUTO_TEXT
+     " there (0 with --refine none), 0 elsewhere"},
     {"refit-scale", 0, CLI_VALUE, "S", "0.2",
      "the control variates' ReLUs smoothed on S standard deviations of w'x (softplus); smaller "
      "leaves less of the ReLU in the residual, larger averages the fourth derivative over more "
