@@ -86,16 +86,35 @@ START_TEST(test_recover_options_good) {
     ck_assert_uint_eq(o->sgd.epochs, 0);
     static const struct {
         const char *name, *value;
-    } cases[] = {{"loss", "signfree"},   {"score", "hermite"},      {"route", "projected"},
-                 {"mode", "tensor"},     {"act", "tanh"},           {"mu", "-0.25"},
-                 {"lambda", "0.5"},      {"constraint", "sphere"},  {"lr", "0.003"},
-                 {"batch", "64"},        {"epochs", "7"},           {"restarts", "2"},
-                 {"seed", "99"},         {"holdout", "0"},          {"tensor-steps", "50"},
-                 {"bandwidth", "knn:9"}, {"shrink", "2"},           {"k", "2"},
-                 {"s4", "kde"},          {"s4-bandwidth", "0.7"},   {"s4-reference", "all"},
-                 {"u-rows", "0"},        {"assume", "independent"}, {"detrend", "3"},
-                 {"refit", "2"},         {"refit-scale", "0.3"},    {"refit-rows", "1000"},
-                 {"s4-thin", "zero"}};
+    } cases[] = {{"loss", "signfree"},
+                 {"score", "hermite"},
+                 {"route", "projected"},
+                 {"mode", "tensor"},
+                 {"act", "tanh"},
+                 {"mu", "-0.25"},
+                 {"lambda", "0.5"},
+                 {"constraint", "sphere"},
+                 {"lr", "0.003"},
+                 {"batch", "64"},
+                 {"epochs", "7"},
+                 {"restarts", "2"},
+                 {"seed", "99"},
+                 {"holdout", "0"},
+                 {"tensor-steps", "50"},
+                 {"bandwidth", "knn:9"},
+                 {"shrink", "2"},
+                 {"k", "2"},
+                 {"s4", "kde"},
+                 {"s4-bandwidth", "0.7"},
+                 {"s4-reference", "all"},
+                 {"u-rows", "0"},
+                 {"assume", "independent"},
+                 {"detrend", "3"},
+                 {"refit", "2"},
+                 {"refit-scale", "0.3"},
+                 {"refit-rows", "1000"},
+                 {"s4-thin", "zero"},
+                 {"swap", "3"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         ck_assert_msg(sl_recover_options_set(o, cases[i].name, cases[i].value) == SL_OK, "%s: %s",
                       cases[i].name, sl_last_error());
@@ -129,6 +148,7 @@ START_TEST(test_recover_options_good) {
     ck_assert_double_eq(o->s4.cv_scale, 0.3);
     ck_assert_uint_eq(o->refit_rows, 1000);
     ck_assert_int_eq(o->s4.thin, SL_S4_THIN_ZERO);
+    ck_assert_int_eq(o->swap, 3);
     ck_assert_int_eq(sl_recover_options_set(o, "refit", "auto"), SL_OK);
     ck_assert_int_eq(o->refit, -1);
     sl_s4_options s4def;
@@ -174,6 +194,7 @@ START_TEST(test_recover_options_bad) {
         {"refit", "21", "option refit: expected an integer from 0 to 20"},
         {"refit-scale", "0", "option refit-scale: expected a number > 0"},
         {"refit-rows", "x", "option refit-rows"},
+        {"swap", "11", "option swap: expected an integer from 0 to 10"},
         {"s4-thin", "none", "option s4-thin: unknown rule for thin neighbourhoods 'none'"},
         {"assume", "gaussian", "unknown assume 'gaussian' (expected none or independent)"},
         {"nosuch", "1", "unknown recover option 'nosuch'"},

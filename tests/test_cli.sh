@@ -737,6 +737,14 @@ expect_csv rw2.csv 2 "a,w1,w2"
 check "recover (llsfe): eight refit passes by default, the kept one named" \
     grep -Eqx "refit: 8 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){8}; kept (the first estimate, pass 0|pass [1-8]) \(its second layer fits best\)" "$T/stdout"
 check "recover (llsfe): the refit passes' seconds" grep -Eq "^seconds: .*, refit passes $NUM$" "$T/stdout"
+sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 2 --swap 2 \
+    -o rw2.csv >"$T/stdout" 2>"$T/stderr"
+check "recover --swap 2: one or two rounds, each one's error, what was kept" \
+    grep -Eqx "swap: [12] rounds? \(each direction in turn replaced by the residual's M2 direction, 3 passes from there\); error after each:( $NUM){1,2}; (kept round [12]'s directions \(their second layer fits best\)|no round fitted better than the passes)" "$T/stdout"
+check "recover --swap 2: a round that keeps nothing is the last (never two rounds, none kept)" \
+    sh -c '! grep -q "^swap: 2 rounds.*no round fitted better" "$1"' sh "$T/stdout"
+check "recover --swap 2: the rounds' seconds, part of the passes'" \
+    grep -Eq "^seconds: .*, refit passes $NUM \(of them, swap rounds $NUM\)$" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"
 check "recover --refit 0: exit 0, no passes" \
@@ -808,6 +816,9 @@ expect_fail 2 "option --detrend: expected an integer from 0 to 4, got '5'" $R --
 expect_fail 2 "option --refine: unknown" $R --refine foo -o $OUT
 expect_fail 2 "option --refine: the l2 loss uses no scores or moments" $R --loss l2 --refine cp -o $OUT
 expect_fail 2 "option --refit: expected an integer from 0 to 20, got '21'" $R --refit 21 -o $OUT
+expect_fail 2 "option --swap: expected an integer from 0 to 10, got '11'" $R --swap 11 -o $OUT
+expect_fail 2 "option --swap: the rounds follow the refit passes and run passes: leave out --refit 0 and --refine none" \
+    $R --refit 0 --swap 1 -o $OUT
 expect_fail 2 "option --refit: applies to estimated scores on the projected route only" \
     $R --score exact --dist gauss --refit 2 -o $OUT
 expect_fail 2 "option --refit: applies to estimated scores on the projected route only" \

@@ -287,7 +287,7 @@ _RECOVER_OPTIONS = (
     "route", "mode", "mu", "lambda", "constraint", "lr", "batch", "epochs", "restarts",
     "seed", "bandwidth", "holdout", "s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows",
     "assume",
-    "detrend", "refine", "refit", "refit_scale", "refit_rows", "tensor_steps", "bw_const",
+    "detrend", "refine", "refit", "refit_scale", "refit_rows", "swap", "tensor_steps", "bw_const",
     "strategy", "cutoff", "knn_eps", "shrink", "shrink_min",
 )
 
@@ -322,7 +322,10 @@ class RecoverResult:
         of their T, default 200000), refit_error: err_max after each (None
         without a truth), refit_kept: the pass whose directions were kept
         (0: the first estimate), the one whose second layer fits the fitted
-        rows best.
+        rows best. swaps: the swap rounds run after the passes (swap= R,
+        default 0), swap_error: err_max of the kept directions after each
+        (None without a truth), swap_kept: the last round that kept
+        directions (0: none).
     t_estimated, independent, s4_estimator, s4_info: whether T came from
         estimated third and fourth log-derivatives, by the projected route's
         estimator (s4_info: its bandwidth, reference samples, mean
@@ -412,6 +415,9 @@ def _read_result(ptr):
     res.refits = int(number("refits"))
     res.refit_kept = int(number("refit_kept"))
     res.refit_error = array("refit_error")
+    res.swaps = int(number("swaps"))
+    res.swap_kept = int(number("swap_kept"))
+    res.swap_error = array("swap_error")
     res.t_estimated = bool(number("t_estimated"))
     res.independent = bool(number("independent"))
     res.s4_estimator = L.sl_recover_result_text(ptr, b"s4_estimator").decode() or None
@@ -419,6 +425,8 @@ def _read_result(ptr):
     if res.t_estimated and not res.independent:
         res.seconds["s4"] = number("seconds_s4")
         res.seconds["refit"] = number("seconds_refit")
+        if res.swaps:
+            res.seconds["swap"] = number("seconds_swap")  # part of refit
         res.s4_info = {
             "bandwidth": number("s4_h"),
             "reference": int(number("s4_nref")),
@@ -496,10 +504,10 @@ def _check_recover_args(X, y, k):
 _SCORE_ONLY = ("route", "mode", "mu", "lambda", "lambda_", "constraint", "bandwidth", "bw_const",
                "strategy", "cutoff", "knn_eps", "shrink", "shrink_min", "tensor_steps", "s4",
                "s4_bandwidth", "s4_reference", "s4_thin", "u_rows", "assume", "detrend", "refine",
-               "refit", "refit_scale", "refit_rows")
+               "refit", "refit_scale", "refit_rows", "swap")
 _KERNEL_ONLY = ("bandwidth", "bw_const", "strategy", "cutoff", "knn_eps", "shrink")
 _S4_ONLY = ("s4", "s4_bandwidth", "s4_reference", "s4_thin", "u_rows", "refit", "refit_scale",
-            "refit_rows", "shrink_min")
+            "refit_rows", "shrink_min", "swap")
 
 
 def _refuse_ignored(loss, score, dist, options):
@@ -551,7 +559,7 @@ def recover(X, y, k, loss="landscape", score="llsfe", dist=None, truth=None, act
     constraint, lr, batch, epochs ("auto" or a count), restarts, seed,
     bandwidth, holdout, s4 (cumulant, kde, quadratic), s4_bandwidth,
     s4_reference, s4_thin (t, gauss, zero), u_rows, assume ("independent"), detrend, refine, refit
-    ("auto" or a count), refit_scale, refit_rows, and tensor_steps,
+    ("auto" or a count), refit_scale, refit_rows, swap, and tensor_steps,
     bw_const, strategy, cutoff, knn_eps, shrink, shrink_min. Returns a
     RecoverResult.
     """

@@ -235,6 +235,9 @@ class TestRecover(CliCase):
           "--refit-rows", "500", "--epochs", "1"],
          dict(score="gauss", route="projected", refit=2, refit_scale=0.3, refit_rows=500,
               epochs=1)),
+        (["--score", "gauss", "--route", "projected", "--refit", "1", "--swap", "2",
+          "--epochs", "1"],
+         dict(score="gauss", route="projected", refit=1, swap=2, epochs=1)),
     ]
 
     def test_equal_to_cli(self):
@@ -286,6 +289,15 @@ class TestRecover(CliCase):
                     self.assertIn("kept %s%d" % ("pass " if r.refit_kept else
                                                  "the first estimate, pass ", r.refit_kept),
                                   summary)
+                # Swap rounds: as many as asked, fewer when one keeps nothing.
+                self.assertLessEqual(r.swaps, kw.get("swap", 0))
+                if kw.get("swap"):
+                    self.assertGreaterEqual(r.swaps, 1)
+                    self.assertIn("swap: %d round" % r.swaps, summary)
+                    self.assertEqual(len(r.swap_error), r.swaps)
+                    self.assertIn("swap", r.seconds)
+                    if r.swaps < kw["swap"]:
+                        self.assertIn("no round fitted better than the passes", summary)
                 # The labels' detrending: 4 by default with the exact S_4 (3 in
                 # minibatch mode), 3 in the projected route's S_4 estimator,
                 # else as asked.

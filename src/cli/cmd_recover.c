@@ -92,6 +92,11 @@ static const cli_option options[] = {
      "samples"},
     {"refit-rows", 0, CLI_VALUE, "N", "200000",
      "the rows (a seeded subset; 0 = all) whose S_4 estimates enter T in the refit passes"},
+    {"swap", 0, CLI_VALUE, "R", "0",
+     "after the refit passes, at most R rounds (0..10) that put the top eigenvector of the "
+     "residual labels' M2 in place of each direction in turn, run 3 passes from there and keep "
+     "the directions whose second layer fits best; for passes that settled at a wrong point "
+     "(each round costs k x 3 passes)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -141,6 +146,7 @@ const cli_command cli_cmd_recover = {
     "         [--s4-thin t|gauss|zero] [--shrink NU0] [--shrink-min 3]\n"
     "         [--u-rows N] [--assume independent] [--detrend auto|0..4]\n"
     "         [--refine auto|cp|none] [--refit auto|N] [--refit-scale S] [--refit-rows N]\n"
+    "         [--swap R]\n"
     "         [--truth TRUTH.csv] [--act NAME] [--mu M] [--lambda L]\n"
     "         [--constraint auto|sphere|orthonormal|none] [--lr RATE] [--batch B] [--epochs E]\n"
     "         [--restarts R] [--seed S] [--bandwidth SPEC] [--holdout FRAC] [--progress]\n"
@@ -275,6 +281,9 @@ static int parse(const cli_args *args, settings *s) {
         return status;
     if ((status = cli_size(args, "refit-rows", 0, SIZE_MAX, &o->refit_rows))) return status;
     if ((status = auto_or_count(args, "refit", SL_REFIT_MAX, &o->refit))) return status;
+    size_t swap = 0;
+    if ((status = cli_size(args, "swap", 0, SL_SWAP_MAX, &swap))) return status;
+    o->swap = (int)swap;
     o->loss = (sl_recover_loss)loss;
     static const sl_recover_route route_of[] = {SL_ROUTE_AUTO, SL_ROUTE_FULL, SL_ROUTE_PROJECTED,
                                                 SL_ROUTE_QUADRATIC};
@@ -343,10 +352,10 @@ static int parse(const cli_args *args, settings *s) {
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
         static const char *const unused[] = {
-            "score",      "dist",      "route",     "mode",         "mu",           "lambda",
-            "constraint", "bandwidth", "s4",        "s4-bandwidth", "s4-reference", "u-rows",
-            "assume",     "detrend",   "refine",    "refit",        "refit-scale",  "refit-rows",
-            "s4-thin",    "shrink",    "shrink-min"};
+            "score",      "dist",      "route",      "mode",         "mu",           "lambda",
+            "constraint", "bandwidth", "s4",         "s4-bandwidth", "s4-reference", "u-rows",
+            "assume",     "detrend",   "refine",     "refit",        "refit-scale",  "refit-rows",
+            "s4-thin",    "shrink",    "shrink-min", "swap"};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             if (cli_given(args, unused[i]))
                 return cli_option_error(args, unused[i],
@@ -365,9 +374,9 @@ static int parse(const cli_args *args, settings *s) {
             return cli_option_error(args, "assume",
                                     "independent applies to estimated scores on route full or "
                                     "quadratic (the factorised fit replaces the score estimator)");
-        static const char *const s4_only[] = {"s4",         "s4-bandwidth", "s4-reference",
-                                              "u-rows",     "refit",        "refit-scale",
-                                              "refit-rows", "s4-thin",      "shrink-min"};
+        static const char *const s4_only[] = {
+            "s4",          "s4-bandwidth", "s4-reference", "u-rows",     "refit",
+            "refit-scale", "refit-rows",   "s4-thin",      "shrink-min", "swap"};
         for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
             if (cli_given(args, s4_only[i]) &&
                 (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
@@ -385,6 +394,10 @@ static int parse(const cli_args *args, settings *s) {
         if (o->refit > 0 && o->refine == 0)
             return cli_option_error(args, "refit",
                                     "the passes refine the directions: leave out --refine none");
+        if (o->swap > 0 && (o->refit == 0 || (o->refit < 0 && o->refine == 0)))
+            return cli_option_error(args, "swap",
+                                    "the rounds follow the refit passes and run passes: leave out "
+                                    "--refit 0 and --refine none");
         if (o->loss == SL_RECOVER_SIGNFREE && o->mode == SL_MODE_MINIBATCH)
             return cli_option_error(args, "mode",
                                     "the signfree loss runs on the tensor T only, not on "
@@ -524,6 +537,21 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
         cli_text_put(t, "; kept %s%d (its second layer fits best)\n",
                      r->refit_kept ? "pass " : "the first estimate, pass ", r->refit_kept);
     }
+    if (r->swaps > 0) {
+        cli_text_put(t,
+                     "swap: %d round%s (each direction in turn replaced by the residual's M2 "
+                     "direction, %d passes from there)",
+                     r->swaps, r->swaps == 1 ? "" : "s", SL_SWAP_PASSES);
+        if (r->have_error) {
+            cli_text_put(t, "; error after each:");
+            for (int i = 0; i < r->swaps; ++i) cli_text_put(t, " %.4g", r->swap_error[i]);
+        }
+        if (r->swap_kept)
+            cli_text_put(t, "; kept round %d's directions (their second layer fits best)\n",
+                         r->swap_kept);
+        else
+            cli_text_put(t, "; no round fitted better than the passes\n");
+    }
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
                      r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);
@@ -582,6 +610,7 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
     if (r->t_estimated && !r->independent)
         cli_text_put(t, " (of the moments, S_4 %.3f)", r->seconds_s4);
     if (r->refits > 0) cli_text_put(t, ", refit passes %.3f", r->seconds_refit);
+    if (r->swaps > 0) cli_text_put(t, " (of them, swap rounds %.3f)", r->seconds_swap);
     cli_text_put(t, "\n");
     if (r->warnings) {
         for (const char *p = r->warnings; *p;) {

@@ -339,6 +339,12 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         return parse_size(name, value, 0, SIZE_MAX, &o->refit_rows);
     if (strcmp(name, "refit-scale") == 0)
         return parse_double(name, value, DBL_MIN, HUGE_VAL, "a number > 0", &o->s4.cv_scale);
+    if (strcmp(name, "swap") == 0) {
+        size_t swap = 0;
+        if ((st = parse_size(name, value, 0, SL_SWAP_MAX, &swap))) return st;
+        o->swap = (int)swap;
+        return SL_OK;
+    }
     if (strcmp(name, "assume") == 0) {
         static const char *const what[] = {"none", "independent"};
         if ((st = parse_choice(name, value, what, 2, &i))) return st;
@@ -354,7 +360,7 @@ static sl_status recover_option(sl_recover_options *o, const char *name, const c
         "mu, lambda, constraint, lr, batch, epochs, restarts, seed, holdout, "
         "tensor-steps, s4, s4-bandwidth, s4-reference, s4-thin, u-rows, assume, detrend, refine, "
         "refit, "
-        "refit-scale, refit-rows, bandwidth, bw-const, strategy, cutoff, knn-eps, shrink or "
+        "refit-scale, refit-rows, swap, bandwidth, bw-const, strategy, cutoff, knn-eps, shrink or "
         "shrink-min)",
         name);
 }
@@ -414,11 +420,13 @@ sl_status sl_recover_result_array(const sl_recover_result *r, const char *name, 
         p = r->truth_signal, n = r->ntruth_signal;
     else if (strcmp(name, "refit_error") == 0)
         p = r->have_error && r->refits > 0 ? r->refit_error : NULL, n = (size_t)r->refits;
+    else if (strcmp(name, "swap_error") == 0)
+        p = r->have_error && r->swaps > 0 ? r->swap_error : NULL, n = (size_t)r->swaps;
     else
         return sl_error(SL_EINVAL,
                         "result: unknown array '%.60s' (expected W_hat, a_hat, restart_error, "
                         "restart_W, restart_loss, m2_evals, signal, found_signal, found_signal_se, "
-                        "truth_signal or refit_error)",
+                        "truth_signal, refit_error or swap_error)",
                         name);
     *data = p;
     *len = p ? n : 0;
@@ -453,12 +461,15 @@ sl_status sl_recover_result_number(const sl_recover_result *r, const char *name,
         {"seconds_second_layer", r->seconds_second_layer},
         {"seconds_s4", r->seconds_s4},
         {"seconds_refit", r->seconds_refit},
+        {"seconds_swap", r->seconds_swap},
         {"detrend", (double)r->detrend},
         {"detrend_m2", (double)r->detrend_m2},
         {"refined", (double)r->refined},
         {"refine_residual", r->refined ? sqrt(r->refine_info.f) : NAN},
         {"refits", (double)r->refits},
         {"refit_kept", (double)r->refit_kept},
+        {"swaps", (double)r->swaps},
+        {"swap_kept", (double)r->swap_kept},
         {"t_estimated", (double)r->t_estimated},
         {"independent", (double)r->independent},
         {"u_rows", (double)r->u_rows},

@@ -1123,6 +1123,10 @@ static sl_status run_moments(run *r, sl_moments **m_out, sl_indep_fit **fit_out)
     if (opt->refit > 0 && !proj_est)
         return sl_error(SL_EINVAL, "refit passes re-estimate T with an S_4 estimator: they need "
                                    "estimated scores on the projected route");
+    if (opt->swap > 0 && refit_count(opt, proj_est) == 0)
+        return sl_error(SL_EINVAL, "swap rounds follow the refit passes and run passes "
+                                   "themselves: they need refit passes (estimated scores, the "
+                                   "projected route, refit not 0)");
     if (proj_est && opt->mode == SL_MODE_MINIBATCH)
         return sl_error(SL_EINVAL, "the projected route with estimated scores runs on the tensor "
                                    "T only, not on per-sample minibatches (use route quadratic)");
@@ -1459,6 +1463,107 @@ static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, cons
     return st;
 }
 
+/* The best directions so far (W, refined from win on the moments m, their
+ * second layer's residual sum of squares rss) and the M2 eigenvalues to
+ * report with them. */
+typedef struct kept_dirs {
+    double *W, *win, *evals;
+    double rss;
+    sl_moments *m;
+} kept_dirs;
+
+/* Keeps W (refined from win on *m) when its second layer fits the fitted
+ * rows better than the kept one's and its directions have not collapsed
+ * onto each other; *m is then taken over (set to NULL). */
+static int keep_if_better(run *r, kept_dirs *kd, sl_moments **m, const double *win, const double *W,
+                          double rss) {
+    const size_t k = r->k, d = r->d;
+    if (!(rss < kd->rss) || collapsed(k, d, W)) return 0;
+    kd->rss = rss;
+    memcpy(kd->W, W, k * d * sizeof *W);
+    memcpy(kd->win, win, k * d * sizeof *win);
+    memcpy(kd->evals, (*m)->evals, r->res->nevals * sizeof *kd->evals);
+    sl_moments_free(kd->m);
+    kd->m = *m;
+    *m = NULL;
+    return 1;
+}
+
+/* One refit pass from W (in: its start, out: refined); win gets the start
+ * and rss the second layer's residual sum of squares. */
+static sl_status one_pass(run *r, double *W, double *win, double *ws, sl_moments **m, double *rss) {
+    memcpy(win, W, r->k * r->d * sizeof *W);
+    sl_status st = ridge_moments(r, W, m);
+    if (!st) st = refine_directions(r, *m, W);
+    if (!st) st = fit_rss(r, W, ws, rss);
+    return st;
+}
+
+/* e (d): the top eigenvector (by |eigenvalue|) of the M2 of the labels
+ * minus their least-squares fit on x and the smoothed ReLUs of W, from the
+ * kept d-dimensional scores: where the directions found leave signal. */
+static sl_status residual_direction(run *r, const double *W, double *e) {
+    const size_t k = r->k, d = r->d, nu = r->nu;
+    const sl_s4_options s4o = s4_options(r->opt);
+    double *yl = malloc(nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq),
+           *c = calloc(k, sizeof *c);
+    sl_moments *m = NULL;
+    sl_status st = yl && hq && c ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    if (!st)
+        st = sl_detrend_ridge_cv(nu, d, r->Xu, r->yu, 1, 2, k, W, c, s4o.cv_scale, yl, hq, NULL);
+    if (!st) st = sl_moments_compute(r->scores, yl, 1, &m);
+    if (!st)
+        for (size_t a = 0; a < d; ++a) e[a] = m->U[a];
+    sl_moments_free(m);
+    free(yl);
+    free(hq);
+    free(c);
+    return st;
+}
+
+/* options.swap rounds after the passes, for passes that settled at a wrong
+ * fixed point (README, agmm with w random, seed 2: every true direction
+ * within 0.04-0.15 of span(U), yet err_max 0.37; started at the truth the
+ * passes stay there). A round puts the residual's direction
+ * (residual_direction) in place of each direction in turn and runs
+ * SL_SWAP_PASSES passes from there; the directions kept are those whose
+ * second layer fits best, as for the passes. A round that keeps nothing
+ * ends them (the next would repeat it). */
+static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
+    sl_recover_result *res = r->res;
+    const size_t k = r->k, d = r->d;
+    double *W0 = malloc(k * d * sizeof *W0), *Wc = malloc(k * d * sizeof *Wc),
+           *win = malloc(k * d * sizeof *win), *e = malloc(d * sizeof *e);
+    sl_status st = W0 && Wc && win && e ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    for (int round = 0; !st && round < r->opt->swap; ++round) {
+        int improved = 0;
+        memcpy(W0, kd->W, k * d * sizeof *W0);
+        st = residual_direction(r, W0, e);
+        for (size_t i = 0; !st && i < k; ++i) {
+            memcpy(Wc, W0, k * d * sizeof *Wc);
+            memcpy(Wc + i * d, e, d * sizeof *e);
+            for (int p = 0; !st && p < SL_SWAP_PASSES; ++p) {
+                sl_moments *m = NULL;
+                double rss = 0.0;
+                st = one_pass(r, Wc, win, ws, &m, &rss);
+                if (!st && keep_if_better(r, kd, &m, win, Wc, rss)) improved = 1;
+                sl_moments_free(m);
+            }
+        }
+        if (!st) {
+            res->swaps = round + 1;
+            res->swap_error[round] = r->truthW ? err_max_of(r, kd->W) : NAN;
+            if (improved) res->swap_kept = round + 1;
+            if (!improved) break;
+        }
+    }
+    free(W0);
+    free(Wc);
+    free(win);
+    free(e);
+    return st;
+}
+
 /* options.refit passes: the moments again with the directions W as ridge
  * control variates, then the refinement from W on them. The directions
  * kept are those of the pass (the first estimate included) whose second
@@ -1470,21 +1575,21 @@ static sl_status kept_pass_signal(run *r, sl_moments *m, const double *Win, cons
  * directions on one true one). A pass whose directions collapsed onto
  * each other is never kept. The reported M2 eigenvalues, signal
  * coefficients and the fourth moment along the directions found (with its
- * standard errors) are the kept pass's. */
+ * standard errors) are the kept pass's. Then options.swap rounds
+ * (swap_rounds), kept by the same rule. */
 static sl_status refit_passes(run *r, int passes, double *W) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d;
-    double *best = malloc(k * d * sizeof *best), *ws = malloc((k * d + k) * sizeof *ws),
-           *evals = malloc(res->nevals * sizeof *evals), *win = malloc(k * d * sizeof *win),
-           *best_win = malloc(k * d * sizeof *best_win);
-    double best_rss = 0.0;
-    sl_moments *best_m = NULL;
+    kept_dirs kd = {.W = malloc(k * d * sizeof *kd.W),
+                    .win = malloc(k * d * sizeof *kd.win),
+                    .evals = malloc(res->nevals * sizeof *kd.evals)};
+    double *ws = malloc((k * d + k) * sizeof *ws), *win = malloc(k * d * sizeof *win);
     sl_status st =
-        best && ws && evals && win && best_win ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
-    if (!st) st = fit_rss(r, W, ws, &best_rss);
+        kd.W && kd.win && kd.evals && ws && win ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    if (!st) st = fit_rss(r, W, ws, &kd.rss);
     if (!st) {
-        memcpy(best, W, k * d * sizeof *best);
-        memcpy(evals, res->m2_evals, res->nevals * sizeof *evals);
+        memcpy(kd.W, W, k * d * sizeof *W);
+        memcpy(kd.evals, res->m2_evals, res->nevals * sizeof *kd.evals);
     }
     res->refit_kept = 0;
     r->Xf = r->Xtr;
@@ -1495,37 +1600,30 @@ static sl_status refit_passes(run *r, int passes, double *W) {
     for (int pass = 0; !st && pass < passes; ++pass) {
         sl_moments *m = NULL;
         double rss = 0.0;
-        memcpy(win, W, k * d * sizeof *win);
-        st = ridge_moments(r, W, &m);
-        if (!st) st = refine_directions(r, m, W);
-        if (!st) st = fit_rss(r, W, ws, &rss);
+        st = one_pass(r, W, win, ws, &m, &rss);
         if (!st) {
             res->refits = pass + 1;
             res->refit_error[pass] = r->truthW ? err_max_of(r, W) : NAN;
-            if (rss < best_rss && !collapsed(k, d, W)) {
-                best_rss = rss;
-                res->refit_kept = pass + 1;
-                memcpy(best, W, k * d * sizeof *best);
-                memcpy(best_win, win, k * d * sizeof *best_win);
-                memcpy(evals, m->evals, res->nevals * sizeof *evals);
-                sl_moments_free(best_m);
-                best_m = m;
-                m = NULL;
-            }
+            if (keep_if_better(r, &kd, &m, win, W, rss)) res->refit_kept = pass + 1;
         }
         sl_moments_free(m);
     }
-    if (!st) {
-        memcpy(W, best, k * d * sizeof *best);
-        memcpy(res->m2_evals, evals, res->nevals * sizeof *evals);
-        if (best_m) st = kept_pass_signal(r, best_m, best_win, W);
+    if (!st && r->opt->swap > 0) {
+        const double t0 = now_seconds();
+        st = swap_rounds(r, &kd, ws);
+        res->seconds_swap = now_seconds() - t0;
     }
-    sl_moments_free(best_m);
-    free(best);
+    if (!st) {
+        memcpy(W, kd.W, k * d * sizeof *W);
+        memcpy(res->m2_evals, kd.evals, res->nevals * sizeof *kd.evals);
+        if (kd.m) st = kept_pass_signal(r, kd.m, kd.win, W);
+    }
+    sl_moments_free(kd.m);
+    free(kd.W);
+    free(kd.win);
+    free(kd.evals);
     free(ws);
-    free(evals);
     free(win);
-    free(best_win);
     return st;
 }
 
@@ -1644,7 +1742,7 @@ static sl_status run_landscape(run *r) {
     /* The fourth moment along the directions found (after the refinement)
      * and, with a truth, along the true ones: whether a unit was missed for
      * want of signal shows here. A kept refit pass did this on its own T. */
-    if (res->refit_kept == 0) {
+    if (res->refit_kept == 0 && res->swap_kept == 0) {
         if (refit > 0) check_moments(r, m);
         if (!(Bw = malloc(k * k * sizeof *Bw))) {
             st = sl_error(SL_ENOMEM, "out of memory");
@@ -1711,6 +1809,8 @@ static sl_status check_recover_options(const sl_recover_options *opt, size_t n, 
         if (opt->refit > 0 && opt->refine == 0)
             return sl_error(SL_EINVAL, "refit passes refine the directions: they need refine "
                                        "on or automatic");
+        if (opt->swap < 0 || opt->swap > SL_SWAP_MAX)
+            return sl_error(SL_EINVAL, "swap rounds %d (0..%d)", opt->swap, SL_SWAP_MAX);
         if (opt->detrend < -1 || opt->detrend > 4)
             return sl_error(SL_EINVAL, "detrend degree %d (0..4, or -1 for automatic)",
                             opt->detrend);
