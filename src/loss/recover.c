@@ -1369,6 +1369,18 @@ static sl_status refine_directions(run *r, const sl_moments *m, double *W) {
     return st;
 }
 
+/* The U-rows' labels minus their least-squares fit on x and the smoothed
+ * ReLUs of the directions W (kinks at w'x = 0) into yl (nu), the fit's
+ * Hessian into hq (d x d): the ridge control variate for M2. */
+static sl_status ridge_residual(run *r, const double *W, double *yl, double *hq) {
+    double *c = calloc(r->k, sizeof *c);
+    if (!c) return sl_error(SL_ENOMEM, "out of memory");
+    const sl_status st = sl_detrend_ridge_cv(r->nu, r->d, r->Xu, r->yu, 1, 2, r->k, W, c,
+                                             s4_options(r->opt).cv_scale, yl, hq, NULL);
+    free(c);
+    return st;
+}
+
 /* The estimated projected route's moments again, with the directions W
  * (k x d, unit rows) as ridge control variates: M2 from the kept scores
  * and the labels minus their fit on x and the smoothed ReLUs of W (the
@@ -1378,11 +1390,10 @@ static sl_status ridge_moments(run *r, const double *W, sl_moments **out) {
     const size_t k = r->k, d = r->d, nu = r->nu;
     sl_s4_options s4o = s4_options(r->opt);
     double *yl = malloc(nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq),
-           *c = calloc(k, sizeof *c), *V = malloc(k * k * sizeof *V);
+           *V = malloc(k * k * sizeof *V);
     sl_moments *m0 = NULL;
-    sl_status st = yl && hq && c && V ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
-    if (!st)
-        st = sl_detrend_ridge_cv(nu, d, r->Xu, r->yu, 1, 2, k, W, c, s4o.cv_scale, yl, hq, NULL);
+    sl_status st = yl && hq && V ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    if (!st) st = ridge_residual(r, W, yl, hq);
     if (!st) st = sl_moments_compute_cv(r->scores, yl, hq, k, &m0);
     if (!st) {
         /* v_j = U'w_j */
@@ -1395,7 +1406,6 @@ static sl_status ridge_moments(run *r, const double *W, sl_moments **out) {
     sl_moments_free(m0);
     free(yl);
     free(hq);
-    free(c);
     free(V);
     return st;
 }
@@ -1503,21 +1513,17 @@ static sl_status one_pass(run *r, double *W, double *win, double *ws, sl_moments
  * minus their least-squares fit on x and the smoothed ReLUs of W, from the
  * kept d-dimensional scores: where the directions found leave signal. */
 static sl_status residual_direction(run *r, const double *W, double *e) {
-    const size_t k = r->k, d = r->d, nu = r->nu;
-    const sl_s4_options s4o = s4_options(r->opt);
-    double *yl = malloc(nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq),
-           *c = calloc(k, sizeof *c);
+    const size_t d = r->d;
+    double *yl = malloc(r->nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq);
     sl_moments *m = NULL;
-    sl_status st = yl && hq && c ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
-    if (!st)
-        st = sl_detrend_ridge_cv(nu, d, r->Xu, r->yu, 1, 2, k, W, c, s4o.cv_scale, yl, hq, NULL);
+    sl_status st = yl && hq ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    if (!st) st = ridge_residual(r, W, yl, hq);
     if (!st) st = sl_moments_compute(r->scores, yl, 1, &m);
     if (!st)
         for (size_t a = 0; a < d; ++a) e[a] = m->U[a];
     sl_moments_free(m);
     free(yl);
     free(hq);
-    free(c);
     return st;
 }
 
@@ -1553,8 +1559,8 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
         if (!st) {
             res->swaps = round + 1;
             res->swap_error[round] = r->truthW ? err_max_of(r, kd->W) : NAN;
-            if (improved) res->swap_kept = round + 1;
             if (!improved) break;
+            res->swap_kept = round + 1;
         }
     }
     free(W0);
