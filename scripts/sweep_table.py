@@ -9,7 +9,7 @@ every seed has err_max < 0.05 with every direction found.
 One row per (dist, noise, method), and per first layer w when the file
 has several; the method is named from loss, score,
 route (with exact scores the route used), refit, the S_4 estimator's thin
-rule and llsfe's lowest automatic shrink. Standard library only."""
+rule, llsfe's lowest automatic shrink and the swap rounds. Standard library only."""
 import argparse
 import csv
 import math
@@ -29,9 +29,11 @@ def method_of(row):
         refit = row.get("refit", "0")
         thin = row.get("s4_thin", "-")
         floor = row.get("shrink_min", "-")
+        swap = row.get("swap", "0")
         return "llsfe projected, " + ("no refit" if refit in ("0", "-") else "refit %s" % refit) \
             + ("" if thin == "-" else ", thin %s" % thin) \
-            + ("" if floor == "-" else ", shrink-min %s" % floor)
+            + ("" if floor == "-" else ", shrink-min %s" % floor) \
+            + ("" if swap in ("0", "-") else ", swap %s" % swap)
     if row["score"] == "llsfe":
         return "llsfe " + row["route"]
     if row["score"] == "exact":

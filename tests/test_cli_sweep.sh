@@ -35,8 +35,8 @@ check() {
 }
 
 # The columns of a row that do not depend on the machine: everything but the
-# seconds (the last 7 of 57 columns), rows sorted.
-NFIXED=50
+# seconds (the last 7 of 58 columns), rows sorted.
+NFIXED=51
 fixed() { grep -v '^#' "$1" | cut -d, -f1-$NFIXED | sort; }
 
 # expect_fail STATUS REGEX CMD...: that exit status, and one line on stderr
@@ -71,13 +71,22 @@ seeds = 1..2
 output = r.csv
 EOF
 
+# row_is_cli LABEL FILE PATTERN: the err_max of FILE's row matching PATTERN
+# is the one recover printed to rec.out (4 significant digits).
+row_is_cli() {
+    cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
+    row_err=$(grep "$3" "$2" | cut -d, -f33)
+    check "$1 row err_max $row_err equals recover's $cli_err" \
+        '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
+}
+
 # ---- a tiny sweep ---------------------------------------------------------------
 
 "$SL" sweep tiny.conf >out 2>err
 rc=$?
 check "tiny sweep exits 0: $(cat err)" '[ $rc -eq 0 ]'
 check "header and 8 rows" '[ "$(wc -l <r.csv)" -eq 9 ]'
-check "57 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 57 ]'
+check "58 columns" '[ "$(head -1 r.csv | tr , "\n" | wc -l)" -eq 58 ]'
 check "every run ok" '[ "$(grep -c ",ok," r.csv)" -eq 8 ]'
 check "the counts on stderr" 'grep -q "8 runs: 0 in r.csv, 8 to do" err'
 check "the results file has the mode of a new file under umask 022" \
@@ -90,10 +99,7 @@ cp r.csv full.csv
     "$SL" plant --input x.csv --k 2 --seed 2 -o data.csv --truth truth.csv &&
     "$SL" recover --input data.csv --k 2 --score exact --dist gauss --restarts 2 --epochs 2 --seed 2 \
         --truth truth.csv -o w.csv >rec.out 2>/dev/null
-cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,' r.csv | cut -d, -f32)
-check "sweep row err_max $row_err equals recover's $cli_err" \
-    '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
+row_is_cli "sweep" r.csv '^gauss,4,2,2000,relu,0,orthonormal,ones,landscape,.*,2,ok,'
 
 # ---- resuming -------------------------------------------------------------------
 
@@ -154,7 +160,7 @@ for target in 2 3 4; do
     # a resumed sweep must never write a finished run again.
     check "killed sweep $target: the file ends with a whole row ($rows rows)" '[ "$last" = 0a ]'
     check "killed sweep $target: no row twice" \
-        '[ "$(grep -v "^#" k.csv | cut -d, -f1-30 | sort | uniq -d | wc -l)" -eq 0 ]'
+        '[ "$(grep -v "^#" k.csv | cut -d, -f1-31 | sort | uniq -d | wc -l)" -eq 0 ]'
 done
 "$SL" sweep kill.conf >/dev/null 2>err
 check "resumed after SIGKILL: $(cat err)" '[ "$(fixed k.csv)" = "$(fixed kfull.csv)" ]'
@@ -168,8 +174,8 @@ check "a failed run: exit 0 and a warning: $(cat err)" \
     '[ $rc -eq 0 ] && grep -q "warning: 1 of 2 runs failed" err'
 check "a failed run: its row says why" \
     'grep -q "^gauss,4,2,1000000000,.*,failed: the samples of a run (n = 1000000000; d = 4) needs" f.csv'
-check "a failed run: every row has 57 columns" \
-    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 57 ]'
+check "a failed run: every row has 58 columns" \
+    '[ "$(awk -F, "{ print NF }" f.csv | sort -u)" = 58 ]'
 
 # ---- s4, s4-reference, u-rows, assume, detrend -------------------------------------
 
@@ -199,32 +205,52 @@ check "new keys: exit 0: $(cat err)" '[ $rc -eq 0 ] && [ "$(grep -c ",ok," keys.
 check "new keys: 8 runs, 6 left out, 18 repeats" \
     'grep -q "8 runs: 0 in keys.csv, 8 to do; 6 combinations left out (assume independent with exact scores); 18 combinations repeat" err'
 check "new keys: the header names them" \
-    'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,s4_thin,shrink_min,mode,"'
-# Columns 9-19: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
+    'head -1 keys.csv | grep -q "^dist,d,k,n,act,noise,w,a,loss,score,route,s4,s4_reference,u_rows,assume,detrend,refit,s4_thin,shrink_min,swap,mode,"'
+# Columns 9-20: loss, score, route, s4, s4_reference, u_rows, assume, detrend,
 # refit (auto is recorded as its count, recover's default, where the passes
 # apply), s4_thin (auto recorded as the rule, t), shrink_min (llsfe only: '-'
-# here).
+# here), swap (0 where the passes apply, '-' elsewhere).
 RA=$("$SL" recover --help | tr -s ' \n' '  ' | sed -n 's/.*; auto: \([0-9]*\) there (0 with --refine none).*/\1/p')
 check "recover --help names the refit passes' default: '$RA'" '[ -n "$RA" ]'
-keys_of() { tail -n +2 keys.csv | cut -d, -f9-19 | sort | tr '\n' ' '; }
+keys_of() { tail -n +2 keys.csv | cut -d, -f9-20 | sort | tr '\n' ' '; }
 check "new keys: '-' where a key does not apply: $(keys_of)" \
-    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,-,- landscape,exact,auto,-,-,-,-,1,-,-,- landscape,exact,auto,-,-,-,-,auto,-,-,- landscape,kde,auto,kde,300,500,none,-,$RA,t,- landscape,kde,auto,kde,300,500,none,1,$RA,t,- landscape,kde,auto,quadratic,300,500,none,-,$RA,t,- landscape,kde,auto,quadratic,300,500,none,1,$RA,t,- " ]'
+    '[ "$(keys_of)" = "l2,-,-,-,-,-,-,-,-,-,-,- landscape,-,auto,-,-,-,independent,-,-,-,-,- landscape,exact,auto,-,-,-,-,1,-,-,-,- landscape,exact,auto,-,-,-,-,auto,-,-,-,- landscape,kde,auto,kde,300,500,none,-,$RA,t,-,0 landscape,kde,auto,kde,300,500,none,1,$RA,t,-,0 landscape,kde,auto,quadratic,300,500,none,-,$RA,t,-,0 landscape,kde,auto,quadratic,300,500,none,1,$RA,t,-,0 " ]'
 # Two of the rows are the command-line runs with the same options.
 "$SL" sample --dist logistic --d 4 --n 2000 --seed 1 -o kx.csv &&
     "$SL" plant --input kx.csv --k 2 --seed 1 -o kdata.csv --truth ktruth.csv || fail "keys: pipeline"
 "$SL" recover --input kdata.csv --k 2 --score kde --s4 quadratic --s4-reference 300 --u-rows 500 \
     --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
-cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,.*,ok,' keys.csv | cut -d, -f32)
-check "s4 quadratic row err_max $row_err equals recover's $cli_err" \
-    '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
+row_is_cli "s4 quadratic" keys.csv '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,.*,ok,'
 "$SL" recover --input kdata.csv --k 2 --score exact --dist logistic --detrend 1 \
     --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
-cli_err=$(sed -n 's/^error: \([^ ]*\) (max form).*/\1/p' rec.out)
-row_err=$(grep '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,' keys.csv | cut -d, -f32)
-check "detrend 1 row err_max $row_err equals recover's $cli_err" \
-    '[ -n "$cli_err" ] && [ "$(printf "%.4g" "$row_err")" = "$cli_err" ]'
-exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f32 | sort -u | wc -l; }
+row_is_cli "detrend 1" keys.csv '^logistic,.*,landscape,exact,auto,-,-,-,-,1,.*,ok,'
+# swap: rounds after the refit passes, refused without them; the row is
+# recover's run with the same --refit and --swap.
+cat >swap.conf <<EOF
+dist = logistic
+d = 4
+k = 2
+n = 2000
+score = kde
+s4 = quadratic
+s4-reference = 300
+u-rows = 500
+refit = 0, 1
+swap = 0, 1
+restarts = 1
+epochs = 2
+output = swap.csv
+EOF
+"$SL" sweep swap.conf >out 2>err
+rc=$?
+check "swap: 3 runs, 1 left out: $(cat err)" \
+    '[ $rc -eq 0 ] && grep -q "3 runs: 0 in swap.csv, 3 to do; 1 combinations left out (swap rounds without refit passes)" err'
+swaps_of() { tail -n +2 swap.csv | cut -d, -f17,20 | sort | tr '\n' ' '; }
+check "swap: refit,swap of the rows: $(swaps_of)" '[ "$(swaps_of)" = "0,0 1,0 1,1 " ]'
+"$SL" recover --input kdata.csv --k 2 --score kde --s4 quadratic --s4-reference 300 --u-rows 500 \
+    --refit 1 --swap 1 --restarts 1 --epochs 2 --seed 1 --truth ktruth.csv -o kw.csv >rec.out 2>/dev/null
+row_is_cli "swap 1" swap.csv '^logistic,.*,landscape,kde,auto,quadratic,300,500,none,-,1,t,-,1,.*,ok,'
+exact_errs() { grep '^logistic,.*,landscape,exact,auto,-,-,-,-,' keys.csv | cut -d, -f33 | sort -u | wc -l; }
 check "detrend auto (4 with exact scores) and 1 give two different runs" '[ "$(exact_errs)" -eq 2 ]'
 # A results file with the columns from before these keys is refused, not misread.
 sed 's/,s4,s4_reference,u_rows,assume,detrend,refit,/,/' full.csv >old.csv
@@ -232,7 +258,7 @@ expect_fail 1 "old.csv:1: the columns differ" "$SL" sweep tiny.conf -o old.csv
 # migrated NAME FIELDS NOTES: full.csv without its columns outside FIELDS
 # (cut -f) is a file from before them; the sweep adds them back ('-' here:
 # exact scores), counts its runs as done, and says so in NOTES notes, one
-# per column added ("refit", "s4_thin", "shrink_min" in turn).
+# per column added ("refit", "s4_thin", "shrink_min", "swap" in turn).
 migrated() {
     mf=$1 mnotes=$3
     cut -d, -f"$2" full.csv >"$mf.csv"
@@ -243,15 +269,16 @@ migrated() {
         '[ "$(sed -n "s/^scoreloss sweep: note: added the \([a-z_0-9]*\) column to $mf.csv.*/\1/p" err | tr "\n" " ")" = "$mnotes" ]'
     check "$mf: rewritten with the columns" '[ "$(fixed "$mf.csv")" = "$(fixed full.csv)" ]'
 }
-migrated prerefit 1-16,20- "refit s4_thin shrink_min "
-migrated prethin 1-17,20- "s4_thin shrink_min "
-migrated preshrink 1-18,20- "shrink_min "
+migrated prerefit 1-16,21- "refit s4_thin shrink_min swap "
+migrated prethin 1-17,21- "s4_thin shrink_min swap "
+migrated preshrink 1-18,21- "shrink_min swap "
+migrated preswap 1-19,21- "swap "
 # The runs on the projected route with estimated scores of a file from
 # before the refit column ran without passes and with the gauss thin rule:
 # such a row reads as refit 0, s4_thin gauss (a dry run reads, it does not
 # rewrite).
-printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,20-)" \
-    "$(grep ",kde,auto,kde,300,500,none,-,$RA,t,-," keys.csv | head -1 | cut -d, -f1-16,20-)" >pre2.csv
+printf '%s\n' "$(head -1 full.csv | cut -d, -f1-16,21-)" \
+    "$(grep ",kde,auto,kde,300,500,none,-,$RA,t,-,0," keys.csv | head -1 | cut -d, -f1-16,21-)" >pre2.csv
 printf 'refit = 0\ns4-thin = gauss\n' >keys0.tail
 sed '/^output = /d' keys.conf | cat - keys0.tail >keys0.conf
 "$SL" sweep keys0.conf -o pre2.csv --dry-run >out 2>err

@@ -79,10 +79,11 @@ static const struct {
     const char *text;
     const char *message; /* the whole message */
 } bad[] = {
-    {BASE "x = 1\n", "t.conf:5:1: unknown key 'x' (expected dist, d, k, n, act, noise, w, a, loss, "
-                     "score, route, s4, s4-reference, u-rows, assume, detrend, refit, s4-thin, "
-                     "shrink-min, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "
-                     "restarts, holdout, seeds or output)"},
+    {BASE "x = 1\n",
+     "t.conf:5:1: unknown key 'x' (expected dist, d, k, n, act, noise, w, a, loss, "
+     "score, route, s4, s4-reference, u-rows, assume, detrend, refit, s4-thin, "
+     "shrink-min, swap, mode, bandwidth, mu, lambda, constraint, lr, batch, epochs, "
+     "restarts, holdout, seeds or output)"},
     {BASE "u-rows = 1\nu_rows = 2\n", "t.conf:6:1: key 'u-rows' given twice (first on line 5)"},
     {BASE "s4 = kde, cumulnt\n", "t.conf:5:11: key 's4': unknown s4 'cumulnt' (expected kde, "
                                  "cumulant or quadratic)"},
@@ -94,12 +95,15 @@ static const struct {
                               "or independent)"},
     {BASE "detrend = 0..4\n", "t.conf:5:11: key 'detrend': unknown detrend '0..4' (expected auto, "
                               "0, 1, 2, 3 or 4)"},
-    {BASE "u--rows = 1\n", "t.conf:5:1: unknown key 'u--rows' (expected dist, d, k, n, act, noise, "
-                           "w, a, loss, score, route, s4, s4-reference, u-rows, assume, detrend, "
-                           "refit, s4-thin, shrink-min, mode, bandwidth, mu, lambda, constraint, "
-                           "lr, batch, epochs, restarts, holdout, seeds or output)"},
+    {BASE "u--rows = 1\n",
+     "t.conf:5:1: unknown key 'u--rows' (expected dist, d, k, n, act, noise, "
+     "w, a, loss, score, route, s4, s4-reference, u-rows, assume, detrend, "
+     "refit, s4-thin, shrink-min, swap, mode, bandwidth, mu, lambda, constraint, "
+     "lr, batch, epochs, restarts, holdout, seeds or output)"},
     {BASE "refit = 21\n", "t.conf:5:9: key 'refit': expected auto or an integer from 0 to 20, got "
                           "'21'"},
+    {BASE "swap = 0, 11\n", "t.conf:5:11: key 'swap': expected an integer from 0 to 10, got "
+                            "'11'"},
     {BASE "s4-thin = t, none\n", "t.conf:5:14: key 's4-thin': unknown s4-thin 'none' (expected "
                                  "auto, t, gauss or zero)"},
     {BASE "shrink-min = 2\n", "t.conf:5:14: key 'shrink-min': unknown shrink-min '2' (expected "
@@ -225,7 +229,7 @@ START_TEST(plan_order_normalisation_and_left_out) {
     ck_assert_str_eq(run_value(&p, 2, SWEEP_BANDWIDTH), "auto");
     ck_assert_str_eq(p.keys[0],
                      "gauss,3,2,100,relu,0,orthonormal,ones,landscape,hermite,auto,-,-,-,"
-                     "none,auto,-,-,-,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
+                     "none,auto,-,-,-,-,auto,-,0.5,0,auto,0.01,256,auto,4,0.1,1");
     /* llsfe takes the projected route: its refit auto is recorded as the
      * count, SL_REFIT_AUTO, its s4-thin auto as the rule, t; hermite
      * (quadratic) has neither. */
@@ -239,6 +243,30 @@ START_TEST(plan_order_normalisation_and_left_out) {
     snprintf(want, sizeof want, "%g", SL_RECOVER_SHRINK_MIN);
     ck_assert_str_eq(run_value(&p, 0, SWEEP_SHRINK_MIN), SWEEP_NOT_APPLICABLE);
     ck_assert_str_eq(run_value(&p, 2, SWEEP_SHRINK_MIN), want);
+    /* swap: 0 (the default) where the passes apply, '-' elsewhere. */
+    ck_assert_str_eq(run_value(&p, 0, SWEEP_SWAP), SWEEP_NOT_APPLICABLE);
+    ck_assert_str_eq(run_value(&p, 2, SWEEP_SWAP), "0");
+    ck_assert_str_eq(run_value(&p, 4, SWEEP_SWAP), SWEEP_NOT_APPLICABLE);
+    sweep_plan_free(&p);
+    sweep_config_free(&c);
+
+    /* Swap rounds need refit passes: llsfe with refit 0 and exact scores
+     * (no passes) run only swap 0. Kept: llsfe refit 0 swap 0, refit 2
+     * swap 0 and 3, exact swap 0 (its refit 2 is refused first). */
+    text = "dist = gauss\nd = 3\nk = 2\nn = 100\nscore = llsfe, exact\nrefit = 0, 2\n"
+           "swap = 0, 3\n";
+    ck_assert_msg(parse(text, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(sweep_plan_make(&c, &p, err, sizeof err), 0);
+    ck_assert_uint_eq(p.nruns, 4);
+    ck_assert_uint_eq(p.left_out, 4);
+    ck_assert_str_eq(p.left_out_reason, "swap rounds without refit passes");
+    const char *want_swap[][3] = {
+        {"llsfe", "0", "0"}, {"llsfe", "2", "0"}, {"llsfe", "2", "3"}, {"exact", "-", "-"}};
+    for (size_t r = 0; r < p.nruns; ++r) {
+        ck_assert_str_eq(run_value(&p, r, SWEEP_SCORE), want_swap[r][0]);
+        ck_assert_str_eq(run_value(&p, r, SWEEP_REFIT), want_swap[r][1]);
+        ck_assert_str_eq(run_value(&p, r, SWEEP_SWAP), want_swap[r][2]);
+    }
     sweep_plan_free(&p);
     sweep_config_free(&c);
 

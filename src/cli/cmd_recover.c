@@ -20,6 +20,9 @@
 #include "scoreloss/sgd.h"
 
 #define REFIT_AUTO_TEXT CLI_TEXT(SL_REFIT_AUTO)
+#define REFIT_MAX_TEXT CLI_TEXT(SL_REFIT_MAX)
+#define SWAP_MAX_TEXT CLI_TEXT(SL_SWAP_MAX)
+#define SWAP_PASSES_TEXT CLI_TEXT(SL_SWAP_PASSES)
 
 static const cli_option options[] = {
     {"input", 0, CLI_VALUE | CLI_REQUIRED, "DATA.csv", NULL,
@@ -81,10 +84,10 @@ static const cli_option options[] = {
      "made noisy; none keeps them; auto: cp when T comes from the exact S_4 or refit passes "
      "follow, else none"},
     {"refit", 0, CLI_VALUE, "N", "auto",
-     "estimated scores, projected route: after the refinement, N passes (0..20) that estimate "
-     "M2 and T again with the directions found as control variates (the labels minus their fit "
-     "on the smoothed ReLUs of those directions, the fit's derivatives added back) and refine "
-     "on them; each pass costs one S_4 estimation; auto: " REFIT_AUTO_TEXT
+     "estimated scores, projected route: after the refinement, N passes (0.." REFIT_MAX_TEXT
+     ") that estimate M2 and T again with the directions found as control variates (the labels "
+     "minus their fit on the smoothed ReLUs of those directions, the fit's derivatives added "
+     "back) and refine on them; each pass costs one S_4 estimation; auto: " REFIT_AUTO_TEXT
      " there (0 with --refine none), 0 elsewhere"},
     {"refit-scale", 0, CLI_VALUE, "S", "0.2",
      "the control variates' ReLUs smoothed on S standard deviations of w'x (softplus); smaller "
@@ -93,10 +96,11 @@ static const cli_option options[] = {
     {"refit-rows", 0, CLI_VALUE, "N", "200000",
      "the rows (a seeded subset; 0 = all) whose S_4 estimates enter T in the refit passes"},
     {"swap", 0, CLI_VALUE, "R", "0",
-     "after the refit passes, at most R rounds (0..10) that put the top eigenvector of the "
-     "residual labels' M2 in place of each direction in turn, run 3 passes from there and keep "
-     "the directions whose second layer fits best; for passes that settled at a wrong point "
-     "(each round costs k x 3 passes)"},
+     "after the refit passes, at most R rounds (0.." SWAP_MAX_TEXT
+     ") that put the top eigenvector of the residual labels' M2 in place of each direction in "
+     "turn, run " SWAP_PASSES_TEXT " passes from there and keep the directions whose second "
+     "layer fits best; for passes that settled at a wrong point (each round costs k "
+     "x " SWAP_PASSES_TEXT " passes)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},

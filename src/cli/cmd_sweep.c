@@ -54,9 +54,9 @@ const cli_command cli_cmd_sweep = {
     "quotes around values with commas); the runs are every combination, seeds\n"
     "innermost. Keys: dist, d, k, n (required), act, noise, w, a (as plant takes\n"
     "them), loss, score, route, s4, s4-reference, u-rows, assume (none or\n"
-    "independent), detrend, refit, s4-thin, shrink-min, mode, bandwidth, mu,\n"
-    "lambda, constraint, lr, batch, epochs, restarts, holdout (as recover takes\n"
-    "them), seeds (default 1) and output.\n"
+    "independent), detrend, refit, s4-thin, shrink-min, swap, mode, bandwidth,\n"
+    "mu, lambda, constraint, lr, batch, epochs, restarts, holdout (as recover\n"
+    "takes them), seeds (default 1) and output.\n"
     "Each run samples with its seed, plants with it and recovers with it, as\n"
     "`sample`, `plant` and `recover` would with --seed S, and appends one row:\n"
     "every parameter, every measure and the seconds per phase. Runs already in\n"
@@ -288,6 +288,7 @@ int sweep_execute(const sweep_state *s, size_t index, char **row, size_t *len) {
             st = sl_s4_thin_from_name(v[SWEEP_S4_THIN], &o.s4.thin);
         if (strcmp(v[SWEEP_SHRINK_MIN], SWEEP_NOT_APPLICABLE) != 0)
             o.shrink_min = strtod(v[SWEEP_SHRINK_MIN], NULL);
+        if (strcmp(v[SWEEP_SWAP], SWEEP_NOT_APPLICABLE) != 0) o.swap = atoi(v[SWEEP_SWAP]);
         o.mode = modes[name_index(v[SWEEP_MODE], mode_names, 3)];
         o.sgd.projection = projections[name_index(v[SWEEP_CONSTRAINT], constraint_names, 4)];
         if (strcmp(v[SWEEP_MU], SWEEP_NOT_APPLICABLE) != 0)
@@ -473,7 +474,7 @@ static const char *csv_field(const char *line, size_t len, size_t index, size_t 
 /* The results' header without the columns of the parameters in the mask
  * skip (bit p for parameter p; 0: the current header). The columns added
  * since results files were first written: refit, then s4_thin, then
- * shrink_min. */
+ * shrink_min, then swap. */
 static char *header_line(uint32_t skip) {
     const char *names[SWEEP_NPARAM + NMETRICS];
     size_t m = 0;
@@ -487,15 +488,17 @@ static char *header_line(uint32_t skip) {
 /* Older headers, newest first, and what their runs had where a column is
  * missing: on the projected route with estimated scores (the only runs
  * these columns apply to; shrink_min only with llsfe) no refit passes, the
- * gauss thin rule and no lowest shrink; "-" elsewhere. */
-static const uint32_t old_headers[] = {
-    BIT(SWEEP_SHRINK_MIN), BIT(SWEEP_S4_THIN) | BIT(SWEEP_SHRINK_MIN),
-    BIT(SWEEP_REFIT) | BIT(SWEEP_S4_THIN) | BIT(SWEEP_SHRINK_MIN)};
+ * gauss thin rule, no lowest shrink and no swap rounds; "-" elsewhere. */
+static const uint32_t old_headers[] = {BIT(SWEEP_SWAP), BIT(SWEEP_SHRINK_MIN) | BIT(SWEEP_SWAP),
+                                       BIT(SWEEP_S4_THIN) | BIT(SWEEP_SHRINK_MIN) | BIT(SWEEP_SWAP),
+                                       BIT(SWEEP_REFIT) | BIT(SWEEP_S4_THIN) |
+                                           BIT(SWEEP_SHRINK_MIN) | BIT(SWEEP_SWAP)};
 
 static const char *missing_value(int param, int projected_estimated, int llsfe) {
     if (!projected_estimated) return SWEEP_NOT_APPLICABLE;
     if (param == SWEEP_REFIT) return "0";
     if (param == SWEEP_S4_THIN) return "gauss";
+    if (param == SWEEP_SWAP) return "0";
     return llsfe ? "0" : SWEEP_NOT_APPLICABLE;
 }
 
@@ -687,6 +690,11 @@ static int open_results(sweep_state *s) {
                     sweep_message(0,
                                   "note: added the shrink_min column to %s (its runs on the "
                                   "projected route with llsfe scores had none: 0)",
+                                  path);
+                if (missing & BIT(SWEEP_SWAP))
+                    sweep_message(0,
+                                  "note: added the swap column to %s (its runs on the projected "
+                                  "route with estimated scores had no swap rounds: 0)",
                                   path);
             }
             free(buf);

@@ -86,11 +86,13 @@ static const param_info params[SWEEP_NPARAM] = {
     [SWEEP_DETREND] = {"detrend", "detrend", T_NAME, "auto", 0, 0, 0, 0, detrends,
                        "a detrend degree"},
     [SWEEP_REFIT] = {"refit", "refit", T_WORD_UINT, "auto", 0, SL_REFIT_MAX, 0, 0, auto_word,
-                     "auto or an integer from 0 to 20"},
+                     "auto or an integer from 0 to " CLI_TEXT(SL_REFIT_MAX)},
     [SWEEP_S4_THIN] = {"s4-thin", "s4_thin", T_NAME, "auto", 0, 0, 0, 0, thins,
                        "auto, t, gauss or zero"},
     [SWEEP_SHRINK_MIN] = {"shrink-min", "shrink_min", T_NAME, "auto", 0, 0, 0, 0, shrink_mins,
                           "auto or a weight of llsfe's ladder"},
+    [SWEEP_SWAP] = {"swap", "swap", T_UINT, "0", 0, SL_SWAP_MAX, 0, 0, NULL,
+                    "an integer from 0 to " CLI_TEXT(SL_SWAP_MAX)},
     [SWEEP_MODE] = {"mode", "mode", T_NAME, "auto", 0, 0, 0, 0, modes, "a mode"},
     [SWEEP_BANDWIDTH] = {"bandwidth", "bandwidth", T_BANDWIDTH, "auto", 0, 0, 0, 0, NULL,
                          "auto, a number H > 0, knn:K or const:C"},
@@ -111,7 +113,8 @@ static const param_info params[SWEEP_NPARAM] = {
 
 #define KEY_LIST                                                                                   \
     "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
-    "detrend, refit, s4-thin, shrink-min, mode, bandwidth, mu, lambda, constraint, lr, batch, "    \
+    "detrend, refit, s4-thin, shrink-min, swap, mode, bandwidth, mu, lambda, constraint, lr, "     \
+    "batch, "                                                                                      \
     "epochs, restarts, holdout, seeds or output"
 
 const char *sweep_param_name(int param) {
@@ -658,9 +661,10 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
     }
     if (is(v[SWEEP_LOSS], "l2")) {
         static const int unused[] = {
-            SWEEP_SCORE,  SWEEP_ROUTE,      SWEEP_S4,    SWEEP_S4_REFERENCE, SWEEP_U_ROWS,
-            SWEEP_ASSUME, SWEEP_DETREND,    SWEEP_MODE,  SWEEP_BANDWIDTH,    SWEEP_MU,
-            SWEEP_LAMBDA, SWEEP_CONSTRAINT, SWEEP_REFIT, SWEEP_S4_THIN,      SWEEP_SHRINK_MIN};
+            SWEEP_SCORE,     SWEEP_ROUTE,   SWEEP_S4,         SWEEP_S4_REFERENCE,
+            SWEEP_U_ROWS,    SWEEP_ASSUME,  SWEEP_DETREND,    SWEEP_MODE,
+            SWEEP_BANDWIDTH, SWEEP_MU,      SWEEP_LAMBDA,     SWEEP_CONSTRAINT,
+            SWEEP_REFIT,     SWEEP_S4_THIN, SWEEP_SHRINK_MIN, SWEEP_SWAP};
         for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
             v[unused[i]] = SWEEP_NOT_APPLICABLE;
         return NULL;
@@ -724,6 +728,12 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
             return "refit passes off the projected route with estimated scores";
         v[SWEEP_REFIT] = SWEEP_NOT_APPLICABLE;
     }
+    /* Swap rounds follow the refit passes: with none (refit 0) or off that
+     * route, only 0 is a run ("0" and "-" there). */
+    if (!is(v[SWEEP_SWAP], "0") && (!(projected && !exact) || is(v[SWEEP_REFIT], "0") ||
+                                    is(v[SWEEP_REFIT], SWEEP_NOT_APPLICABLE)))
+        return "swap rounds without refit passes";
+    if (!(projected && !exact)) v[SWEEP_SWAP] = SWEEP_NOT_APPLICABLE;
     /* The S_4 estimator's thin rule, likewise: auto is recorded as the
      * rule it stands for; elsewhere every rule is the same run. */
     if (projected && !exact) {

@@ -45,6 +45,7 @@ typedef enum sweep_param {
     SWEEP_REFIT,        /* estimated scores, projected route: refit passes (auto, 0..20) */
     SWEEP_S4_THIN,    /* estimated scores, projected route: the thin rule (auto, t, gauss, zero) */
     SWEEP_SHRINK_MIN, /* llsfe, projected route: the lowest automatic shrink (auto, ladder) */
+    SWEEP_SWAP,       /* estimated scores, projected route, refit passes: swap rounds (0..10) */
     SWEEP_MODE,       /* auto, tensor, minibatch */
     SWEEP_BANDWIDTH,  /* llsfe and kde: auto, H, knn:K, const:C */
     SWEEP_MU,         /* landscape weight */
