@@ -146,6 +146,28 @@ expect_fail 1 "nodir" bad.csv sl landscape --input d2.csv --k 2 --score exact --
 expect_fail 2 "tangent space of dimension 1" bad.csv sl landscape --input d2.csv --k 2 --score exact --dist gauss \
     --truth t2.csv --plane random --constraint orthonormal -o bad.csv
 
+# The moments' options, as recover takes them: the default S_4 estimator
+# named is the same grid, another estimator another T; refused where they
+# would be ignored.
+body() { grep -v '^#' "$1"; }
+for s4 in default kde quadratic; do
+    set -- --s4 "$s4"
+    [ "$s4" = default ] && set --
+    expect_ok sl landscape --input d2.csv --k 2 --score kde --truth t2.csv --plane angles --grid 11 \
+        "$@" -o "m-$s4.csv"
+done
+check "landscape --s4 kde: the default's grid" test "$(body m-kde.csv)" = "$(body m-default.csv)"
+check "landscape --s4 quadratic: another T" test "$(body m-quadratic.csv)" != "$(body m-default.csv)"
+check "landscape --s4 quadratic: recorded" grep -q '^# scoreloss landscape .*--s4 quadratic' m-quadratic.csv
+expect_fail 2 "option --s4: the l2 loss on a plane uses no scores" bad.csv sl landscape --input d3.csv \
+    --k 3 --loss l2 --plane random --s4 kde -o bad.csv
+expect_fail 2 "option --u-rows: applies to estimated scores on the projected route only" bad.csv \
+    sl landscape --input d2.csv --k 2 --score exact --dist gauss --u-rows 100 -o bad.csv
+expect_fail 2 "option --shrink: applies to llsfe scores only" bad.csv sl landscape --input d2.csv \
+    --k 2 --score kde --shrink 1 -o bad.csv
+expect_fail 2 "option --assume: unknown assumption 'gauss'" bad.csv sl landscape --input d2.csv \
+    --k 2 --assume gauss -o bad.csv
+
 # ---- census ----------------------------------------------------------------------------
 expect_ok sl census --input d2.csv --k 2 --score exact --dist gauss --truth t2.csv --restarts 8 \
     -o c.csv
@@ -166,6 +188,12 @@ check "through a census minimum: 25 rows" test "$(rows thm.csv)" -eq 25
 expect_fail 1 "nodir" c4.csv sl census --input d2.csv --k 2 --loss l2 --restarts 2 --epochs 1 \
     -o c4.csv --minima nodir/m
 expect_fail 2 "unknown name" bad.csv sl census --input d2.csv --k 2 --loss nope -o bad.csv
+expect_ok sl census --input d2.csv --k 2 --score kde --s4 quadratic --restarts 2 --epochs 2 -o c5.csv
+check "census --s4: recorded" grep -q '^# scoreloss census .*--s4 quadratic' c5.csv
+expect_fail 2 "option --s4: applies to estimated scores on the projected route only" bad.csv \
+    sl census --input d2.csv --k 2 --score kde,exact --dist gauss --s4 quadratic -o bad.csv
+expect_fail 2 "option --detrend: the l2 loss uses no scores or moments" bad.csv \
+    sl census --input d2.csv --k 2 --loss l2 --detrend 2 -o bad.csv
 expect_fail 2 "same-tol" bad.csv sl census --input d2.csv --k 2 --same-tol 3 -o bad.csv
 expect_fail 2 "--dist" bad.csv sl census --input d2.csv --k 2 --dist gauss -o bad.csv
 expect_fail 1 "missing.csv" bad.csv sl census --input missing.csv --k 2 -o bad.csv

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_moments.h"
 #include "cli/cli_util.h"
 #include "cli/plot.h"
 #include "scoreloss/census.h"
@@ -30,6 +31,7 @@ static const cli_option options[] = {
     {"dist", 0, CLI_VALUE, "SPEC", NULL, "the input distribution, for exact: " CLI_DIST_SPECS},
     {"route", 0, CLI_VALUE, "NAME", "auto",
      "where T comes from, as scoreloss recover: full, projected, quadratic or auto"},
+#include "cli/cli_moment_options.inc"
     {"truth", 0, CLI_VALUE, "TRUTH.csv", NULL,
      "the planted network: the global minimum is err_max < --global-tol against it (without: "
      "the lowest-loss cluster)"},
@@ -67,9 +69,11 @@ const cli_command cli_cmd_census = {
     "         [--truth TRUTH.csv] [--restarts R] [--same-tol E] [--global-tol E] ...\n"
     "         -o CENSUS.csv [--png CENSUS.png]",
     "For each loss and score source (l2 uses no scores: score 'none'), one\n"
-    "recovery with R restarts on all rows (as scoreloss recover --holdout 0); the\n"
-    "end points are clustered up to permutation and sign of their rows (err_max\n"
-    "between two end points below --same-tol), in order of increasing final loss.\n"
+    "recovery with R restarts on all rows (as scoreloss recover --holdout 0, the\n"
+    "options --s4 to --detrend as recover takes them, each refused unless it\n"
+    "applies to every score source listed); the end points are clustered up to\n"
+    "permutation and sign of their rows (err_max between two end points below\n"
+    "--same-tol), in order of increasing final loss.\n"
     "A cluster is the global minimum when err_max against --truth is below\n"
     "--global-tol; without a truth the lowest-loss cluster is. The table lists\n"
     "each cluster's count, its loss (the lowest of its members, and the spread),\n"
@@ -254,6 +258,7 @@ static int run(int argc, char **argv) {
         if (strcmp(route, routes[i]) == 0) ri = i;
     if (ri < 0) return cli_option_error(&args, "route", "unknown route '%s'", route);
     o.route = route_of[ri];
+    if ((status = cli_moment_options(&args, &o))) return status;
     const char *cons = cli_value(&args, "constraint");
     if (strcmp(cons, "orthonormal") == 0)
         o.sgd.projection = SL_PROJ_ORTHONORMAL;
@@ -275,6 +280,17 @@ static int run(int argc, char **argv) {
                          "missing option --dist SPEC (--score exact needs the distribution)");
     if (spec && !(landscape && use_score[4]))
         return cli_option_error(&args, "dist", "is used only with --score exact");
+    /* The moments' options must fit every score source listed (as for
+     * recover with each); none runs without a landscape loss. */
+    if (!landscape && cli_moment_given(&args))
+        return cli_option_error(&args, cli_moment_given(&args),
+                                "the l2 loss uses no scores or moments: leave it out");
+    for (int s = 0; s < 5 && landscape; ++s) {
+        sl_recover_options so = o;
+        if (!use_score[s]) continue;
+        if ((st = sl_score_type_from_name(scores[s], &so.score))) return cli_lib_error(&args, st);
+        if ((status = cli_moment_check(&args, &so, NULL, 0))) return status;
+    }
     const char *out = cli_value(&args, "output"), *png = cli_value(&args, "png");
     if (strcmp(out, "-") == 0)
         return cli_option_error(&args, "output", "'-' would mix the CSV with the table");

@@ -12,6 +12,7 @@
 
 #include <gsl/gsl_randist.h>
 
+#include "cli/cli_moments.h"
 #include "cli/cli_util.h"
 #include "cli/plot.h"
 #include "scoreloss/csv.h"
@@ -34,6 +35,7 @@ static const cli_option options[] = {
      "the input distribution, for --score exact: " CLI_DIST_SPECS},
     {"route", 0, CLI_VALUE, "NAME", "auto",
      "where T comes from, as scoreloss recover: full, projected, quadratic or auto"},
+#include "cli/cli_moment_options.inc"
     {"truth", 0, CLI_VALUE, "TRUTH.csv", NULL,
      "the planted network (a,w1..wd): the centre of the plane, and marked"},
     {"act", 0, CLI_VALUE, "NAME", "relu", "activation of the network (the l2 loss)"},
@@ -74,11 +76,13 @@ const cli_command cli_cmd_landscape = {
     "Writes the loss and the norm of its gradient at every grid point, u fastest.\n"
     "The landscape losses live in whitened space (B, k x k, as scoreloss recover\n"
     "minimises them) and are evaluated on the whole whitened fourth moment T (the\n"
-    "exact one with --score exact, as recover's route); each point is put on the\n"
-    "constraint first and the gradient is projected onto its tangent space. The\n"
-    "squared loss l2 lives in input space (W, a) and is evaluated on --subsample\n"
-    "rows. The plane's centre is the truth (whitened: b_i = P'w_i/|P'w_i|), or\n"
-    "without --truth the best point of --restarts recoveries with the same loss.\n"
+    "exact one with --score exact, as recover's route; built with the options\n"
+    "--s4 to --detrend as recover builds its first estimate, before its refit\n"
+    "passes); each point is put on the constraint first and the gradient is\n"
+    "projected onto its tangent space. The squared loss l2 lives in input space\n"
+    "(W, a) and is evaluated on --subsample rows. The plane's centre is the truth\n"
+    "(whitened: b_i = P'w_i/|P'w_i|), or without --truth the best point of\n"
+    "--restarts recoveries with the same loss.\n"
     "angles (k = 2): b_j = (cos t_j, sin t_j), u = t_1, v = t_2; l2 there is the\n"
     "profiled squared loss (the second layer and signs fitted at each point).\n"
     "Several losses write OUT.NAME.csv (and OUT.NAME.png) each; one loss writes\n"
@@ -379,6 +383,7 @@ static int run(int argc, char **argv) {
                                 "unknown route '%s' (expected auto, full, projected or quadratic)",
                                 route);
     o->route = route_of[ri];
+    if ((status = cli_moment_options(&args, o))) return status;
     const char *cons = cli_value(&args, "constraint");
     if (strcmp(cons, "sphere") == 0)
         j.proj = SL_PROJ_SPHERE;
@@ -421,9 +426,13 @@ static int run(int argc, char **argv) {
         return cli_error(&args, CLI_EXIT_USAGE,
                          "missing option --dist SPEC (--score exact needs the distribution)");
     if (!exact && spec) return cli_option_error(&args, "dist", "is used only with --score exact");
-    if (!need_moments && (cli_given(&args, "score") || spec))
-        return cli_option_error(&args, cli_given(&args, "score") ? "score" : "dist",
+    const char *unused = cli_given(&args, "score") ? "score"
+                         : spec                    ? "dist"
+                                                   : cli_moment_given(&args);
+    if (!need_moments && unused)
+        return cli_option_error(&args, unused,
                                 "the l2 loss on a plane uses no scores: leave it out");
+    if (need_moments && (status = cli_moment_check(&args, o, NULL, 0))) return status;
     const char *out = cli_value(&args, "output"), *png = cli_value(&args, "png");
     if (strcmp(out, "-") == 0) return cli_option_error(&args, "output", "cannot be stdout");
     if (png && strcmp(png, out) == 0)

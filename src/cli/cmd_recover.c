@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_moments.h"
 #include "cli/cli_util.h"
 #include "scoreloss/csv.h"
 #include "scoreloss/dist.h"
@@ -43,41 +44,7 @@ static const cli_option options[] = {
      "method) or auto (exact scores: full when the distribution has an exact S_4, else "
      "projected when its marginal is known, else quadratic; llsfe and kde scores: projected, "
      "or full with --assume independent; gauss and hermite: quadratic)"},
-    {"s4", 0, CLI_VALUE, "NAME", "kde",
-     "estimated scores, projected route: the S_4 estimator of z's marginal: cumulant (local "
-     "cumulants up to order 4 mapped to g, H, G3, G4), kde (grad^4 p / p of a Gaussian KDE) or "
-     "quadratic (the local quadratic fit in k dimensions, G3 = G4 = 0)"},
-    {"s4-bandwidth", 0, CLI_VALUE, "H", "auto",
-     "the S_4 estimator's bandwidth in units of the standardised z, or auto (the rule in "
-     "s4_project.c)"},
-    {"s4-reference", 0, CLI_VALUE, "M", "auto",
-     "reference samples of the S_4 estimator's neighbourhoods (a seeded subset), or all, or auto "
-     "(10000)"},
-    {"s4-thin", 0, CLI_VALUE, "RULE", "t",
-     "the scores the S_4 estimator's points with too few neighbours take: t (those of an "
-     "isotropic Student t fitted to the standardised z, the Gaussian as its limit), gauss (the "
-     "standard Gaussian's) or zero (none); see README"},
-    {"shrink", 0, CLI_VALUE, "NU0", NULL,
-     "llsfe: weight in pseudo-samples of the pooled local covariance the local fit is shrunk "
-     "towards, >= 0 (default: chosen with the automatic bandwidth; 3 with a given one)"},
-    {"shrink-min", 0, CLI_VALUE, "M", "3",
-     "llsfe on the projected route: the shrink chosen with the automatic bandwidth is at least M "
-     "(measured: lower choices on Student t inputs left isolated tail points unshrunk; see "
-     "README)"},
-    {"u-rows", 0, CLI_VALUE, "N", "20000",
-     "estimated scores, projected route: rows (a seeded subset) whose d-dimensional scores give "
-     "M2 and its top-k eigenvectors U; 0 = all"},
-    {"assume", 0, CLI_VALUE, "WHAT", NULL,
-     "independent: the coordinates of x are independent, T comes from 1-D log-density fits of "
-     "each coordinate (third and fourth derivatives included)"},
-    {"detrend", 0, CLI_VALUE, "DEG", "auto",
-     "labels minus their polynomial of degree DEG (0..4) in z = U'x before T (4: its fourth "
-     "derivative added back to T; not on the quadratic route), and minus their linear fit in x "
-     "before M2 (exact scores and DEG >= 2: their quadratic fit, its Hessian added back); auto: "
-     "4 with the exact S_4 (3 in minibatch mode; lower when the fit would have over 300 terms or "
-     "n < 10 times as many), unbiased by Stein's identity and far less noisy, 0 on the quadratic "
-     "route (the original method), 3 in the S_4 estimators of the projected route (which take "
-     "DEG as given)"},
+#include "cli/cli_moment_options.inc"
     {"refine", 0, CLI_VALUE, "HOW", "auto",
      "after the landscape loss: cp refines its directions by a least-squares fit of the "
      "unwhitened T(U., U., U., U.), which whitening's division by small M2 eigenvalues has not "
@@ -319,33 +286,7 @@ static int parse(const cli_args *args, settings *s) {
         return status;
     if ((st = sl_bandwidth_parse(cli_value(args, "bandwidth"), &o->score_opt.bandwidth)))
         return cli_option_lib_error(args, "bandwidth", st);
-    if ((st = sl_s4_estimator_from_name(cli_value(args, "s4"), &o->s4.estimator)))
-        return cli_option_lib_error(args, "s4", st);
-    if ((st = sl_s4_thin_from_name(cli_value(args, "s4-thin"), &o->s4.thin)))
-        return cli_option_lib_error(args, "s4-thin", st);
-    if (cli_given(args, "shrink") &&
-        (status = cli_double(args, "shrink", 0.0, HUGE_VAL, "a number >= 0", &o->score_opt.shrink)))
-        return status;
-    if ((status = cli_double(args, "shrink-min", 0.0, HUGE_VAL, "a number >= 0", &o->shrink_min)))
-        return status;
-    if (strcmp(cli_value(args, "s4-bandwidth"), "auto") != 0 &&
-        (status =
-             cli_double(args, "s4-bandwidth", DBL_MIN, HUGE_VAL, "a number > 0 or auto", &o->s4.h)))
-        return status;
-    if (strcmp(cli_value(args, "s4-reference"), "all") == 0)
-        o->s4.reference = 0;
-    else if (strcmp(cli_value(args, "s4-reference"), "auto") != 0 &&
-             (status = cli_size(args, "s4-reference", 1, SIZE_MAX, &o->s4.reference)))
-        return status;
-    if ((status = cli_size(args, "u-rows", 0, SIZE_MAX, &o->u_rows))) return status;
-    if (cli_given(args, "assume")) {
-        if (strcmp(cli_value(args, "assume"), "independent") != 0)
-            return cli_option_error(args, "assume",
-                                    "unknown assumption '%s' (expected independent)",
-                                    cli_value(args, "assume"));
-        o->assume_independent = 1;
-    }
-    if ((status = auto_or_count(args, "detrend", 4, &o->detrend))) return status;
+    if ((status = cli_moment_options(args, o))) return status;
     s->input = cli_value(args, "input");
     s->output = cli_value(args, "output");
     s->trace = cli_value(args, "trace");
@@ -370,31 +311,8 @@ static int parse(const cli_args *args, settings *s) {
                              "missing option --dist SPEC (--score exact needs the distribution)");
         if (!exact && s->spec)
             return cli_option_error(args, "dist", "is used only with --score exact");
-        if (!exact && !o->assume_independent && o->route == SL_ROUTE_FULL)
-            return cli_option_error(args, "route",
-                                    "full needs --score exact or --assume independent (estimated "
-                                    "scores take the projected or the quadratic route)");
-        if (o->assume_independent && (exact || o->route == SL_ROUTE_PROJECTED))
-            return cli_option_error(args, "assume",
-                                    "independent applies to estimated scores on route full or "
-                                    "quadratic (the factorised fit replaces the score estimator)");
-        static const char *const s4_only[] = {
-            "s4",          "s4-bandwidth", "s4-reference", "u-rows",     "refit",
-            "refit-scale", "refit-rows",   "s4-thin",      "shrink-min", "swap"};
-        for (size_t i = 0; i < sizeof s4_only / sizeof s4_only[0]; ++i)
-            if (cli_given(args, s4_only[i]) &&
-                (exact || o->assume_independent || o->route == SL_ROUTE_QUADRATIC))
-                return cli_option_error(args, s4_only[i],
-                                        "applies to estimated scores on the projected route only");
-        if (cli_given(args, "shrink") && o->score != &sl_score_llsfe)
-            return cli_option_error(args, "shrink", "applies to llsfe scores only");
-        if (cli_given(args, "shrink-min") && o->score != &sl_score_llsfe)
-            return cli_option_error(args, "shrink-min", "applies to llsfe scores only");
-        if (cli_given(args, "shrink-min") &&
-            (cli_given(args, "shrink") || o->score_opt.bandwidth.kind != SL_BW_AUTO))
-            return cli_option_error(args, "shrink-min",
-                                    "applies when the shrink is chosen with the automatic "
-                                    "bandwidth (leave out --shrink and --bandwidth)");
+        static const char *const refit_options[] = {"refit", "refit-scale", "refit-rows", "swap"};
+        if ((status = cli_moment_check(args, o, refit_options, 4))) return status;
         if (o->refit > 0 && o->refine == 0)
             return cli_option_error(args, "refit",
                                     "the passes refine the directions: leave out --refine none");
