@@ -737,6 +737,8 @@ expect_csv rw2.csv 2 "a,w1,w2"
 check "recover (llsfe): eight refit passes by default, the kept one named" \
     grep -Eqx "refit: 8 passes with the directions as control variates \(M2, U and T estimated again, then refined\); error after each:( $NUM){8}; kept (the first estimate, pass 0|pass [1-8]) \(its second layer fits best\)" "$T/stdout"
 check "recover (llsfe): the refit passes' seconds" grep -Eq "^seconds: .*, refit passes $NUM$" "$T/stdout"
+check "recover (llsfe): the residual after the passes" \
+    grep -Eqx "residual: the M2 of the labels minus their fit on the directions kept has top eigenvalue $NUM \($NUM standard errors; M2's eigenvalue 2, the weakest signal kept: $NUM\)" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 2 --swap 2 \
     -o rw2.csv >"$T/stdout" 2>"$T/stderr"
 check "recover --swap 2: one or two rounds, each one's error, what was kept" \
@@ -747,8 +749,8 @@ check "recover --swap 2: the rounds' seconds, part of the passes'" \
     grep -Eq "^seconds: .*, refit passes $NUM \(of them, swap rounds $NUM\)$" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"
-check "recover --refit 0: exit 0, no passes" \
-    sh -c '[ $1 -eq 0 ] && ! grep -q "^refit:" "$2"' sh $? "$T/stdout"
+check "recover --refit 0: exit 0, no passes, no residual line" \
+    sh -c '[ $1 -eq 0 ] && ! grep -q "^refit:" "$2" && ! grep -q "^residual:" "$2"' sh $? "$T/stdout"
 check "recover (relu): no activation warning" sh -c '! grep -q "warning: activation" "$1"' sh "$T/stderr"
 # Activations whose moments carry no signal: tanh's even derivatives are odd
 # (none on an input symmetric about zero), the cubic's fourth is zero.

@@ -661,6 +661,51 @@ START_TEST(refine_switch) {
 }
 END_TEST
 
+/* The residual after the refit passes (result residual_*): the M2 of the
+ * labels minus their fit on the directions kept is small against M2's
+ * weakest signal when every unit is among them, and as large as a unit's
+ * when one is left out (k = 1 of 2). Gaussian input, d = 3, n = 5000, kde
+ * scores; without passes it is not computed (NAN). Measured ratios
+ * |residual| / M2's k-th eigenvalue on seeds 3, 4, 5: 0.023, 0.036, 0.029
+ * with both units (8 to 12 standard errors: the smoothed ReLUs' misfit,
+ * not noise), 0.86, 0.89, 0.79 with one (19 to 26). */
+START_TEST(residual_after_passes) {
+    const uint64_t seed = 3 + (uint64_t)_i;
+    planted p = plant("gauss", 5000, 3, 2, "orthonormal", seed);
+    for (size_t k = 2; k >= 1; --k) {
+        for (int refit = 0; refit <= 1; ++refit) {
+            sl_recover_options opt;
+            sl_recover_options_default(&opt);
+            opt.k = k;
+            opt.score = &sl_score_kde;
+            opt.seed = seed;
+            opt.refit = refit ? -1 : 0;
+            sl_recover_result *r = NULL;
+            ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
+            if (!refit) {
+                ck_assert(isnan(r->residual_eig) && isnan(r->residual_se) &&
+                          isnan(r->residual_scale));
+            } else {
+                const double ratio = fabs(r->residual_eig) / r->residual_scale;
+                fprintf(stderr,
+                        "residual, seed %d, k = %zu of 2: eig %.3g (%.1f standard errors), "
+                        "M2's k-th %.3g, ratio %.3g\n",
+                        (int)seed, k, r->residual_eig, fabs(r->residual_eig) / r->residual_se,
+                        r->residual_scale, ratio);
+                ck_assert(r->residual_se > 0.0 && isfinite(r->residual_se));
+                if (k == 2)
+                    ck_assert_msg(ratio < 0.2, "every unit kept: ratio %g", ratio);
+                else
+                    ck_assert_msg(ratio > 0.5 && fabs(r->residual_eig) > 5.0 * r->residual_se,
+                                  "a unit left out: ratio %g", ratio);
+            }
+            sl_recover_result_free(r);
+        }
+    }
+    planted_free(&p);
+}
+END_TEST
+
 /* The quartic control variate's correction, end to end: on N(0, I) with
  * labels y = x_1^4 + x_2^4 (d = k = 2) the quartic fit in z = U'x is exact,
  * the residual vanishes, and T is the added-back fourth derivative alone,
@@ -909,6 +954,7 @@ static Suite *recover_suite(void) {
     tcase_add_test(tc, recover_moments_match);
     tcase_add_test(tc, detrend_quartic_exact);
     tcase_add_test(tc, refine_switch);
+    tcase_add_loop_test(tc, residual_after_passes, 0, 3);
     tcase_add_test(tc, recover_warnings);
     tcase_add_loop_test(tc, recover_l2_identity, 0, 3);
     tcase_add_test(tc, recover_invalid);

@@ -299,7 +299,14 @@ typedef struct sl_recover_result {
     int swaps; /* swap rounds run (options.swap) */
     /* With a truth, err_max of the kept directions after each round. */
     double swap_error[SL_SWAP_MAX];
-    int swap_kept;                /* the last round that kept directions (0: none) */
+    int swap_kept; /* the last round that kept directions (0: none) */
+    /* After the refit passes (and swap rounds), at the directions kept: the
+     * top eigenvalue by |value| of the M2 of the labels minus their fit on
+     * x and the smoothed ReLUs of those directions (the signal they leave;
+     * the swap rounds' direction is its eigenvector), its standard error
+     * along that eigenvector (from the per-row terms), and M2's k-th
+     * eigenvalue as the scale of the signal found. NAN without passes. */
+    double residual_eig, residual_se, residual_scale;
     int t_estimated;              /* 1 when T came from estimated third and fourth log-derivatives
                                      (projected route with an S_4 estimator, or independent) */
     int independent;              /* 1 when T came from the factorised fit */

@@ -325,7 +325,11 @@ class RecoverResult:
         rows best. swaps: the swap rounds run after the passes (swap= R,
         default 0), swap_error: err_max of the kept directions after each
         (None without a truth), swap_kept: the last round that kept
-        directions (0: none).
+        directions (0: none). residual (None without passes): at the
+        directions kept, the top eigenvalue by |value| of the M2 of the
+        labels minus their fit on x and those directions' smoothed ReLUs
+        ("eig": the signal they leave), its standard error ("se") and M2's
+        k-th eigenvalue ("scale"), as recover's "residual:" line.
     t_estimated, independent, s4_estimator, s4_info: whether T came from
         estimated third and fourth log-derivatives, by the projected route's
         estimator (s4_info: its bandwidth, reference samples, mean
@@ -418,6 +422,10 @@ def _read_result(ptr):
     res.swaps = int(number("swaps"))
     res.swap_kept = int(number("swap_kept"))
     res.swap_error = array("swap_error")
+    res.residual = None
+    if res.refits:
+        res.residual = {"eig": number("residual_eig"), "se": number("residual_se"),
+                        "scale": number("residual_scale")}
     res.t_estimated = bool(number("t_estimated"))
     res.independent = bool(number("independent"))
     res.s4_estimator = L.sl_recover_result_text(ptr, b"s4_estimator").decode() or None

@@ -289,6 +289,12 @@ class TestRecover(CliCase):
                     self.assertIn("kept %s%d" % ("pass " if r.refit_kept else
                                                  "the first estimate, pass ", r.refit_kept),
                                   summary)
+                # The residual after the passes: reported with them only.
+                if r.refits:
+                    self.assertIn("top eigenvalue %.3g (" % r.residual["eig"], summary)
+                    self.assertGreater(r.residual["se"], 0.0)
+                else:
+                    self.assertIsNone(r.residual)
                 # Swap rounds: as many as asked, fewer when one keeps nothing.
                 self.assertLessEqual(r.swaps, kw.get("swap", 0))
                 if kw.get("swap"):

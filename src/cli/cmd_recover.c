@@ -474,6 +474,13 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
         else
             cli_text_put(t, "; no round fitted better than the passes\n");
     }
+    if (r->refits > 0)
+        cli_text_put(t,
+                     "residual: the M2 of the labels minus their fit on the directions kept has "
+                     "top eigenvalue %.3g (%.1f standard errors; M2's eigenvalue %zu, the weakest "
+                     "signal kept: %.3g)\n",
+                     r->residual_eig, fabs(r->residual_eig) / r->residual_se, r->k,
+                     r->residual_scale);
     if (r->have_error) {
         cli_text_put(t, "error: %.4g (max form), %zu of %zu true directions found; min form %.4g\n",
                      r->error.err_max, r->error.distinct, o->truth->k, r->error.err_min);

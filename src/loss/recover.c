@@ -1511,19 +1511,38 @@ static sl_status one_pass(run *r, double *W, double *win, double *ws, sl_moments
 
 /* e (d): the top eigenvector (by |eigenvalue|) of the M2 of the labels
  * minus their least-squares fit on x and the smoothed ReLUs of W, from the
- * kept d-dimensional scores: where the directions found leave signal. */
-static sl_status residual_direction(run *r, const double *W, double *e) {
-    const size_t d = r->d;
-    double *yl = malloc(r->nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq);
+ * kept d-dimensional scores: where the directions found leave signal.
+ * With eig not NULL, that eigenvalue and its standard error along e from
+ * the per-row terms yl_j ((g_j'e)^2 + e'H_j e) (M2's own, sl_moments). */
+static sl_status residual_direction(run *r, const double *W, double *e, double *eig, double *se) {
+    const size_t d = r->d, nu = r->nu;
+    double *yl = malloc(nu * sizeof *yl), *hq = malloc(d * d * sizeof *hq),
+           *He = malloc(d * sizeof *He);
     sl_moments *m = NULL;
-    sl_status st = yl && hq ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    sl_status st = yl && hq && He ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
     if (!st) st = ridge_residual(r, W, yl, hq);
     if (!st) st = sl_moments_compute(r->scores, yl, 1, &m);
     if (!st)
         for (size_t a = 0; a < d; ++a) e[a] = m->U[a];
+    if (!st && eig) {
+        /* Welford's running mean and sum of squares of the per-row terms. */
+        double mean = 0.0, ss = 0.0;
+        for (size_t j = 0; j < nu; ++j) {
+            const double ge = cblas_ddot((int)d, r->scores->G + j * d, 1, e, 1);
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, r->scores->H + j * d * d,
+                        (int)d, e, 1, 0.0, He, 1);
+            const double t = yl[j] * (ge * ge + cblas_ddot((int)d, e, 1, He, 1));
+            const double delta = t - mean;
+            mean += delta / (double)(j + 1);
+            ss += delta * (t - mean);
+        }
+        *eig = m->evals[0];
+        *se = nu > 1 ? sqrt(ss / (double)(nu - 1) / (double)nu) : NAN;
+    }
     sl_moments_free(m);
     free(yl);
     free(hq);
+    free(He);
     return st;
 }
 
@@ -1544,7 +1563,7 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
     for (int round = 0; !st && round < r->opt->swap; ++round) {
         int improved = 0;
         memcpy(W0, kd->W, k * d * sizeof *W0);
-        st = residual_direction(r, W0, e);
+        st = residual_direction(r, W0, e, NULL, NULL);
         for (size_t i = 0; !st && i < k; ++i) {
             memcpy(Wc, W0, k * d * sizeof *Wc);
             memcpy(Wc + i * d, e, d * sizeof *e);
@@ -1618,6 +1637,15 @@ static sl_status refit_passes(run *r, int passes, double *W) {
         const double t0 = now_seconds();
         st = swap_rounds(r, &kd, ws);
         res->seconds_swap = now_seconds() - t0;
+    }
+    if (!st) {
+        /* The signal the kept directions leave (reported; the swap rounds'
+         * direction is its eigenvector). */
+        double *e = malloc(d * sizeof *e);
+        st = e ? residual_direction(r, kd.W, e, &res->residual_eig, &res->residual_se)
+               : sl_error(SL_ENOMEM, "out of memory");
+        res->residual_scale = kd.evals[k - 1];
+        free(e);
     }
     if (!st) {
         memcpy(W, kd.W, k * d * sizeof *W);
@@ -1870,6 +1898,7 @@ sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const do
     res->holdout_error = NAN;
     res->score_shrink = NAN;
     res->train_error = NAN;
+    res->residual_eig = res->residual_se = res->residual_scale = NAN;
     res->route = SL_ROUTE_QUADRATIC;
     res->W_hat = malloc(k * d * sizeof *res->W_hat);
     res->a_hat = malloc(k * sizeof *res->a_hat);
