@@ -53,7 +53,7 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv);
 } cli_command;
 
-#define CLI_MAX_OPTIONS 40
+#define CLI_MAX_OPTIONS 48
 
 /* The parsed command line: one slot per option of the table. */
 typedef struct cli_args {
