@@ -114,8 +114,7 @@ static const param_info params[SWEEP_NPARAM] = {
 #define KEY_LIST                                                                                   \
     "dist, d, k, n, act, noise, w, a, loss, score, route, s4, s4-reference, u-rows, assume, "      \
     "detrend, refit, s4-thin, shrink-min, swap, mode, bandwidth, mu, lambda, constraint, lr, "     \
-    "batch, "                                                                                      \
-    "epochs, restarts, holdout, seeds or output"
+    "batch, epochs, restarts, holdout, seeds or output"
 
 const char *sweep_param_name(int param) {
     return param >= 0 && param < SWEEP_NPARAM ? params[param].column : "?";
