@@ -47,12 +47,7 @@ int cli_moment_options(const cli_args *args, sl_recover_options *o) {
                                     cli_value(args, "assume"));
         o->assume_independent = 1;
     }
-    if (strcmp(cli_value(args, "detrend"), "auto") != 0) {
-        size_t deg = 0;
-        if ((status = cli_size(args, "detrend", 0, 4, &deg))) return status;
-        o->detrend = (int)deg;
-    }
-    return 0;
+    return cli_auto_or_count(args, "detrend", 4, &o->detrend);
 }
 
 static int projected_only(const cli_args *args, const char *name, int projected) {

@@ -345,6 +345,14 @@ int cli_size(const cli_args *args, const char *name, size_t min, size_t max, siz
                             shown(text, buf, sizeof buf));
 }
 
+int cli_auto_or_count(const cli_args *args, const char *name, size_t hi, int *out) {
+    if (strcmp(cli_value(args, name), "auto") == 0) return 0;
+    size_t v = 0;
+    const int status = cli_size(args, name, 0, hi, &v);
+    if (!status) *out = (int)v;
+    return status;
+}
+
 int cli_seed(const cli_args *args, const char *name, uint64_t *out) {
     const char *text = cli_value(args, name);
     if (!text) return 0;

@@ -98,6 +98,10 @@ int cli_seed(const cli_args *args, const char *name, uint64_t *out);
 int cli_double(const cli_args *args, const char *name, double lo, double hi, const char *expected,
                double *out);
 
+/* Option name: "auto" leaves *out as it is (a library's automatic value),
+ * else an integer from 0 to hi into *out; 2 and the message on a bad value. */
+int cli_auto_or_count(const cli_args *args, const char *name, size_t hi, int *out);
+
 /* Messages. Each prints one line and returns the exit status to use. */
 int cli_error(const cli_args *args, int status, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -219,16 +219,6 @@ static int choose(const cli_args *args, const char *option, const char *const *n
     return cli_option_error(args, option, "unknown %s '%s' (expected %s)", option, v, list);
 }
 
-/* Option name: "auto" leaves *out (the library's automatic -1), else an
- * integer from 0 to hi. */
-static int auto_or_count(const cli_args *args, const char *name, size_t hi, int *out) {
-    if (strcmp(cli_value(args, name), "auto") == 0) return 0;
-    size_t v = 0;
-    const int status = cli_size(args, name, 0, hi, &v);
-    if (!status) *out = (int)v;
-    return status;
-}
-
 static int parse(const cli_args *args, settings *s) {
     sl_recover_options *o = &s->opt;
     sl_recover_options_default(o);
@@ -251,7 +241,7 @@ static int parse(const cli_args *args, settings *s) {
              cli_double(args, "refit-scale", DBL_MIN, HUGE_VAL, "a number > 0", &o->s4.cv_scale)))
         return status;
     if ((status = cli_size(args, "refit-rows", 0, SIZE_MAX, &o->refit_rows))) return status;
-    if ((status = auto_or_count(args, "refit", SL_REFIT_MAX, &o->refit))) return status;
+    if ((status = cli_auto_or_count(args, "refit", SL_REFIT_MAX, &o->refit))) return status;
     size_t swap = 0;
     if ((status = cli_size(args, "swap", 0, SL_SWAP_MAX, &swap))) return status;
     o->swap = (int)swap;
@@ -296,15 +286,16 @@ static int parse(const cli_args *args, settings *s) {
     /* Options that would be silently ignored are refused. */
     const int exact = o->score == &sl_score_exact;
     if (o->loss == SL_RECOVER_L2) {
+        /* The moments' own options (cli_moments.h), then recover's others. */
         static const char *const unused[] = {
-            "score",      "dist",      "route",      "mode",         "mu",           "lambda",
-            "constraint", "bandwidth", "s4",         "s4-bandwidth", "s4-reference", "u-rows",
-            "assume",     "detrend",   "refine",     "refit",        "refit-scale",  "refit-rows",
-            "s4-thin",    "shrink",    "shrink-min", "swap"};
-        for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
-            if (cli_given(args, unused[i]))
-                return cli_option_error(args, unused[i],
-                                        "the l2 loss uses no scores or moments: leave it out");
+            "score",     "dist",   "route", "mode",        "mu",         "lambda", "constraint",
+            "bandwidth", "refine", "refit", "refit-scale", "refit-rows", "swap"};
+        const char *given = cli_moment_given(args);
+        for (size_t i = 0; !given && i < sizeof unused / sizeof unused[0]; ++i)
+            if (cli_given(args, unused[i])) given = unused[i];
+        if (given)
+            return cli_option_error(args, given,
+                                    "the l2 loss uses no scores or moments: leave it out");
     } else {
         if (exact && !s->spec)
             return cli_error(args, CLI_EXIT_USAGE,
