@@ -675,6 +675,8 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
      * coordinates. */
     const int exact = is(v[SWEEP_SCORE], "exact");
     const int indep = is(v[SWEEP_ASSUME], "independent");
+    /* projected: the sample's scores on the projected route (never with
+     * exact scores, whose route is not known here). */
     int projected = 0, quadratic = 0;
     if (exact) {
         if (indep) return "assume independent with exact scores";
@@ -711,8 +713,7 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
     /* On the projected route with estimated scores, auto is the S_4
      * estimator's own degree (3), recorded '-' as before that route took
      * the key, so earlier results files resume. */
-    if (projected && !exact && is(v[SWEEP_DETREND], "auto"))
-        v[SWEEP_DETREND] = SWEEP_NOT_APPLICABLE;
+    if (projected && is(v[SWEEP_DETREND], "auto")) v[SWEEP_DETREND] = SWEEP_NOT_APPLICABLE;
     /* Degree 4 adds the quartic's fourth derivative back: the exact S_4 in
      * tensor mode or an S_4 estimator (projected), not the quadratic route. */
     if (is(v[SWEEP_DETREND], "4") && (quadratic || (exact && is(v[SWEEP_MODE], "minibatch"))))
@@ -720,7 +721,7 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
     /* Refit passes re-estimate T with an S_4 estimator: estimated scores on
      * the projected route only. There auto is recorded as its count, so a
      * later change of the default makes new runs, not matches. */
-    if (projected && !exact) {
+    if (projected) {
         if (is(v[SWEEP_REFIT], "auto")) v[SWEEP_REFIT] = SWEEP_REFIT_AUTO_TEXT;
     } else {
         if (!is(v[SWEEP_REFIT], "auto") && !is(v[SWEEP_REFIT], "0"))
@@ -729,13 +730,12 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
     }
     /* Swap rounds follow the refit passes: with none (refit 0) or off that
      * route, only 0 is a run ("0" and "-" there). */
-    if (!is(v[SWEEP_SWAP], "0") && (!(projected && !exact) || is(v[SWEEP_REFIT], "0") ||
-                                    is(v[SWEEP_REFIT], SWEEP_NOT_APPLICABLE)))
+    if (!is(v[SWEEP_SWAP], "0") && (!projected || is(v[SWEEP_REFIT], "0")))
         return "swap rounds without refit passes";
-    if (!(projected && !exact)) v[SWEEP_SWAP] = SWEEP_NOT_APPLICABLE;
+    if (!projected) v[SWEEP_SWAP] = SWEEP_NOT_APPLICABLE;
     /* The S_4 estimator's thin rule, likewise: auto is recorded as the
      * rule it stands for; elsewhere every rule is the same run. */
-    if (projected && !exact) {
+    if (projected) {
         if (is(v[SWEEP_S4_THIN], "auto")) {
             sl_s4_options dflt;
             sl_s4_options_default(&dflt);
@@ -745,7 +745,7 @@ static const char *normalise(sweep_run *r, char *why, size_t whylen) {
         v[SWEEP_S4_THIN] = SWEEP_NOT_APPLICABLE;
     }
     /* llsfe's lowest automatic shrink on that route, likewise. */
-    if (projected && !exact && is(v[SWEEP_SCORE], "llsfe")) {
+    if (projected && is(v[SWEEP_SCORE], "llsfe")) {
         if (is(v[SWEEP_SHRINK_MIN], "auto")) v[SWEEP_SHRINK_MIN] = SWEEP_SHRINK_MIN_AUTO_TEXT;
     } else {
         v[SWEEP_SHRINK_MIN] = SWEEP_NOT_APPLICABLE;
