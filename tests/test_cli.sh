@@ -742,7 +742,7 @@ check "recover (llsfe): the residual after the passes" \
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 2 --swap 2 \
     -o rw2.csv >"$T/stdout" 2>"$T/stderr"
 check "recover --swap 2: one or two rounds, each one's error, what was kept" \
-    grep -Eqx "swap: [12] rounds? \(each direction in turn replaced by the residual's M2 direction, 3 passes from there\); error after each:( $NUM){1,2}; (kept round [12]'s directions \(their second layer fits best\)|no round fitted better than the passes)" "$T/stdout"
+    grep -Eqx "swap: [12] rounds? \(each direction in turn replaced by the residual's M2 direction, 3 passes from there, until one fits better\); error after each:( $NUM){1,2}; (kept round [12]'s directions \(their second layer fits best\)|no round fitted better than the passes)" "$T/stdout"
 check "recover --swap 2: a round that keeps nothing is the last (never two rounds, none kept)" \
     sh -c '! grep -q "^swap: 2 rounds.*no round fitted better" "$1"' sh "$T/stdout"
 check "recover --swap 2: the rounds' seconds, part of the passes'" \

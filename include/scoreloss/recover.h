@@ -189,10 +189,11 @@ typedef struct sl_recover_options {
      * eigenvector of the M2 of the labels minus their fit on x and on the
      * smoothed ReLUs of the kept directions (the kept d-dimensional scores)
      * in place of each direction in turn, runs SL_SWAP_PASSES passes from
-     * there and keeps the directions whose second layer fits best (as the
-     * passes do); a round that keeps nothing ends them. For passes settled
-     * at a wrong fixed point: measured on agmm, W random, n = 10^6 (README,
-     * "agmm and the first layer's conditioning"). Each round costs
+     * there and keeps directions whose second layer fits better (as the
+     * passes do), ending the round at the first replacement that does; a
+     * round that keeps nothing ends them. For passes settled at a wrong
+     * fixed point: measured on agmm, W random, n = 10^4 to 10^6 (README,
+     * "agmm and the first layer's conditioning"). A round costs up to
      * k * SL_SWAP_PASSES S_4 estimations. */
     int swap;
     sl_recover_mode mode; /* default auto */

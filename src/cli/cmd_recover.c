@@ -65,9 +65,9 @@ static const cli_option options[] = {
     {"swap", 0, CLI_VALUE, "R", "0",
      "after the refit passes, at most R rounds (0.." SWAP_MAX_TEXT
      ") that put the top eigenvector of the residual labels' M2 in place of each direction in "
-     "turn, run " SWAP_PASSES_TEXT " passes from there and keep the directions whose second "
-     "layer fits best; for passes that settled at a wrong point (each round costs k "
-     "x " SWAP_PASSES_TEXT " passes)"},
+     "turn, run " SWAP_PASSES_TEXT " passes from there and keep directions whose second layer "
+     "fits better, ending the round at the first replacement that does; for passes that "
+     "settled at a wrong point (a round costs up to k x " SWAP_PASSES_TEXT " passes)"},
     {"mode", 0, CLI_VALUE, "NAME", "auto",
      "tensor (every step on the whole tensor T), minibatch (per-sample minibatches) or auto "
      "(tensor when T is exact or the loss is signfree)"},
@@ -453,7 +453,7 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
     if (r->swaps > 0) {
         cli_text_put(t,
                      "swap: %d round%s (each direction in turn replaced by the residual's M2 "
-                     "direction, %d passes from there)",
+                     "direction, %d passes from there, until one fits better)",
                      r->swaps, r->swaps == 1 ? "" : "s", SL_SWAP_PASSES);
         if (r->have_error) {
             cli_text_put(t, "; error after each:");
