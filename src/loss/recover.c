@@ -1555,9 +1555,9 @@ static sl_status residual_direction(run *r, const double *W, double *e, double *
  * fits better, as the passes do; the round ends at the first replacement
  * whose passes kept something, and the next round starts from the kept
  * directions with their own residual (measured against trying every
- * replacement each round: agmm, w random, 10^4 and 10^5, README "Swap
- * rounds"). A round that keeps nothing ends them (the next would repeat
- * it). */
+ * replacement each round: agmm, w random, 10^4 to 10^6, README, --swap
+ * under recover). A round that keeps nothing ends them (the next would
+ * repeat it). */
 static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
     sl_recover_result *res = r->res;
     const size_t k = r->k, d = r->d;
