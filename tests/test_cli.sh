@@ -119,6 +119,27 @@ check() {
     if "$@" >/dev/null 2>&1; then pass; else fail "$name"; fi
 }
 
+# swap_stops STDOUT K EARLY: recover's swap line is consistent with rounds
+# that end at their first replacement whose passes kept something: as many
+# counts as rounds, each from 1 to K, and the rounds either all kept
+# something or all but the last, which tried all K. With EARLY 1, also some
+# round that kept something tried fewer than K.
+swap_stops() {
+    awk -v k="$2" -v need="$3" '/^swap: / {
+        found = 1; r = $2 + 0
+        match($0, /replacements tried in each:[ 0-9]*;/)
+        n = split(substr($0, RSTART + 27, RLENGTH - 28), t, " ")
+        kept = 0
+        if (match($0, /kept round [0-9]+/)) kept = substr($0, RSTART + 11, RLENGTH - 11) + 0
+        ok = n == r && (r == kept || (r == kept + 1 && t[r] == k))
+        for (i = 1; i <= n; ++i) {
+            if (t[i] < 1 || t[i] > k) ok = 0
+            if (i <= kept && t[i] < k) early = 1
+        }
+    }
+    END { exit !(found && ok && (early || !need)) }' "$1"
+}
+
 # ---- CSV shape ------------------------------------------------------------------
 
 # The data lines of a CSV file (comments dropped), header first.
@@ -741,12 +762,26 @@ check "recover (llsfe): the residual after the passes" \
     grep -Eqx "residual: the M2 of the labels minus their fit on the directions kept has top eigenvalue $NUM \($NUM standard errors; M2's eigenvalue 2, the weakest signal kept: $NUM\)" "$T/stdout"
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 2 --swap 2 \
     -o rw2.csv >"$T/stdout" 2>"$T/stderr"
-check "recover --swap 2: one or two rounds, each one's error, what was kept" \
-    grep -Eqx "swap: [12] rounds? \(each direction in turn replaced by the residual's M2 direction, 3 passes from there, until one fits better\); error after each:( $NUM){1,2}; (kept round [12]'s directions \(their second layer fits best\)|no round fitted better than the passes)" "$T/stdout"
+check "recover --swap 2: one or two rounds, the replacements each tried, each one's error, what was kept" \
+    grep -Eqx "swap: [12] rounds? \(each direction in turn replaced by the residual's M2 direction, 3 passes from there, until one fits better\); replacements tried in each:( [12]){1,2}; error after each:( $NUM){1,2}; (kept round [12]'s directions \(their second layer fits best\)|no round fitted better than the passes)" "$T/stdout"
+check "recover --swap 2: the replacements tried agree with the rounds and what they kept" \
+    swap_stops "$T/stdout" 2 0
 check "recover --swap 2: a round that keeps nothing is the last (never two rounds, none kept)" \
     sh -c '! grep -q "^swap: 2 rounds.*no round fitted better" "$1"' sh "$T/stdout"
 check "recover --swap 2: the rounds' seconds, part of the passes'" \
     grep -Eq "^seconds: .*, refit passes $NUM \(of them, swap rounds $NUM\)$" "$T/stdout"
+# A round ends at its first replacement whose passes kept something; one
+# that kept nothing tried all k and is the last. On this case (k = 3, three
+# rounds asked) some round that kept something stopped before its k-th
+# replacement, which trying every replacement never does.
+expect_ok sl sample --dist logistic --d 4 --n 1000 --seed 1 -o rx4.csv
+expect_ok sl plant --input rx4.csv --k 3 --w random --seed 1 -o rd4.csv --truth rt4.csv
+sl recover --input rd4.csv --k 3 --truth rt4.csv --epochs 2 --restarts 2 --refit 2 --swap 3 \
+    -o rw4.csv >"$T/stdout" 2>"$T/stderr"
+check "recover --swap 3: rounds up to the last that kept something tried 1 to k, one after it all k" \
+    swap_stops "$T/stdout" 3 0
+check "recover --swap 3: a round that kept something stopped before its k-th replacement" \
+    swap_stops "$T/stdout" 3 1
 sl recover --input rd2.csv --k 2 --truth rt2.csv --epochs 2 --restarts 2 --refit 0 -o rw2.csv \
     >"$T/stdout" 2>"$T/stderr"
 check "recover --refit 0: exit 0, no passes, no residual line" \

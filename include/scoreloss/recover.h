@@ -301,6 +301,9 @@ typedef struct sl_recover_result {
     /* With a truth, err_max of the kept directions after each round. */
     double swap_error[SL_SWAP_MAX];
     int swap_kept; /* the last round that kept directions (0: none) */
+    /* Replacements tried in each round (1..k): a round ends at the first
+     * whose passes kept something, so one that kept nothing tried all k. */
+    int swap_tried[SL_SWAP_MAX];
     /* After the refit passes (and swap rounds), at the directions kept: the
      * top eigenvalue by |value| of the M2 of the labels minus their fit on
      * x and the smoothed ReLUs of those directions (the signal they leave;

@@ -455,6 +455,8 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
                      "swap: %d round%s (each direction in turn replaced by the residual's M2 "
                      "direction, %d passes from there, until one fits better)",
                      r->swaps, r->swaps == 1 ? "" : "s", SL_SWAP_PASSES);
+        cli_text_put(t, "; replacements tried in each:");
+        for (int i = 0; i < r->swaps; ++i) cli_text_put(t, " %d", r->swap_tried[i]);
         if (r->have_error) {
             cli_text_put(t, "; error after each:");
             for (int i = 0; i < r->swaps; ++i) cli_text_put(t, " %.4g", r->swap_error[i]);

@@ -1568,7 +1568,8 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
         int improved = 0;
         memcpy(W0, kd->W, k * d * sizeof *W0);
         st = residual_direction(r, W0, e, NULL, NULL);
-        for (size_t i = 0; !st && !improved && i < k; ++i) {
+        size_t tried = 0;
+        for (size_t i = 0; !st && !improved && i < k; ++i, ++tried) {
             memcpy(Wc, W0, k * d * sizeof *Wc);
             memcpy(Wc + i * d, e, d * sizeof *e);
             for (int p = 0; !st && p < SL_SWAP_PASSES; ++p) {
@@ -1582,6 +1583,7 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
         if (!st) {
             res->swaps = round + 1;
             res->swap_error[round] = r->truthW ? err_max_of(r, kd->W) : NAN;
+            res->swap_tried[round] = (int)tried;
             if (!improved) break;
             res->swap_kept = round + 1;
         }
