@@ -683,13 +683,14 @@ for line in "data: rd.csv, n = 4000 \(3600 fitted, 400 held out\), d = 3, k = 2"
     "signal: $NUM $NUM \(sign used -1\)" \
     "T\(b,b,b,b\) along the directions found: $NUM \(se $NUM\) $NUM \(se $NUM\)" \
     "T\(u,u,u,u\) along the true whitened directions: $NUM $NUM" \
+    "the same in the population \(p''\(0\) / \(a \|w\| p\(0\)\^2\), the exact marginals\): -2.507 -2.507" \
     "held-out prediction error: $NUM \(relative MSE on 400 rows; $NUM on the fitted rows\)" \
     "final loss: $NUM \(restart [1-4] of 4\); restarts:( $NUM){4}; their errors:( $NUM){4}" \
     "sgd: 8000 steps, stopped by epochs" \
     "seconds: scores $NUM, moments $NUM, sgd $NUM, second layer $NUM"; do
     check "recover summary has /$line/" grep -Eqx "$line" rsum.txt
 done
-check "recover summary: 14 lines, no warning" test "$(wc -l <rsum.txt)" -eq 14
+check "recover summary: 15 lines, no warning" test "$(wc -l <rsum.txt)" -eq 15
 # n = 3600 fitted rows with exact scores: the error is about 0.004 (1 - cos of
 # a few degrees); 0.05 would mean a direction was missed.
 check "recover: both directions within err_max 0.05" \

@@ -473,6 +473,14 @@ START_TEST(recover_gauss) {
     ck_assert_ptr_null(r->warnings);
     ck_assert_ptr_nonnull(r->sgd);
     ck_assert_ptr_nonnull(r->restart_error);
+    /* N(0, I): p(0) = 1 / sqrt(2 pi) and p''(0) = -p(0) along every unit. */
+    ck_assert_ptr_nonnull(r->truth_coef);
+    ck_assert_uint_eq(r->ntruth_coef, c->k);
+    for (size_t i = 0; i < c->k; ++i) {
+        const double want =
+            -sqrt(2.0 * M_PI) / (p.net->a[i] * cblas_dnrm2((int)c->d, p.net->W + i * c->d, 1));
+        ck_assert_double_eq_tol(r->truth_coef[i], want, 1e-9 * fabs(want));
+    }
     sl_recover_result_free(r);
     planted_free(&p);
 }
@@ -852,6 +860,57 @@ START_TEST(recover_warnings) {
 }
 END_TEST
 
+/* The true units' population coefficients (recover.h, truth_coef) on gmm2
+ * as above: along u = w / |w| with m = u . 1 the marginal's p(0) = phi(m)
+ * and p''(0) = phi(m) (m^2 - 1), so the coefficient is
+ * (m^2 - 1) / (a |w| phi(m)). Rows (1,1,1) (|w| = sqrt 3, m = sqrt 3) and
+ * (1,-1,0)/sqrt 2: with a = (1.5, 1) one positive and one negative, which
+ * the single-sign landscape loss is warned about and the sign-free loss is
+ * not; with a = (1.5, -1) both positive. */
+START_TEST(truth_coefficients_gmm2) {
+    planted p = plant("gmm2", 4000, 3, 2, "orthonormal", 2);
+    const double r2 = 1.0 / sqrt(2.0);
+    const double W[6] = {1.0, 1.0, 1.0, r2, -r2, 0.0};
+    memcpy(p.net->W, W, sizeof W);
+    static const struct {
+        double a[2];
+        sl_recover_loss loss;
+        int warned;
+    } cases[] = {{{1.5, 1.0}, SL_RECOVER_LANDSCAPE, 1},
+                 {{1.5, 1.0}, SL_RECOVER_SIGNFREE, 0},
+                 {{1.5, -1.0}, SL_RECOVER_LANDSCAPE, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
+        memcpy(p.net->a, cases[c].a, sizeof cases[c].a);
+        ck_assert_int_eq(sl_network_predict(p.net, p.n, p.X, p.y), SL_OK);
+        sl_recover_options opt;
+        sl_recover_options_default(&opt);
+        opt.k = 2;
+        opt.loss = cases[c].loss;
+        opt.score = &sl_score_exact;
+        opt.score_opt.dist = p.dist;
+        opt.truth = p.net;
+        opt.sgd.epochs = 1;
+        opt.sgd.restarts = 1;
+        sl_recover_result *r = NULL;
+        ck_assert_int_eq(sl_recover(&opt, p.n, p.d, p.X, p.y, &r), SL_OK);
+        ck_assert_ptr_nonnull(r->truth_coef);
+        ck_assert_uint_eq(r->ntruth_coef, 2);
+        for (size_t i = 0; i < 2; ++i) {
+            const double nrm = cblas_dnrm2(3, W + 3 * i, 1),
+                         m = (W[3 * i] + W[3 * i + 1] + W[3 * i + 2]) / nrm;
+            const double want = (m * m - 1.0) / (cases[c].a[i] * nrm * gsl_ran_ugaussian_pdf(m));
+            ck_assert_double_eq_tol(r->truth_coef[i], want, 1e-9 * fabs(want));
+        }
+        const int warned =
+            r->warnings && strstr(r->warnings, "coefficients have both signs in the population");
+        ck_assert_msg(warned == cases[c].warned, "case %zu: warnings %s", c,
+                      r->warnings ? r->warnings : "(none)");
+        sl_recover_result_free(r);
+    }
+    planted_free(&p);
+}
+END_TEST
+
 /* The squared loss recovers W = I at d = 2 (METHOD.md section 5: on every
  * seed in the reference's setting, 10k Adam steps). Here about 11k steps
  * (200 epochs of 57 minibatches of 64) from one random start per seed;
@@ -956,6 +1015,7 @@ static Suite *recover_suite(void) {
     tcase_add_test(tc, refine_switch);
     tcase_add_loop_test(tc, residual_after_passes, 0, 3);
     tcase_add_test(tc, recover_warnings);
+    tcase_add_test(tc, truth_coefficients_gmm2);
     tcase_add_loop_test(tc, recover_l2_identity, 0, 3);
     tcase_add_test(tc, recover_invalid);
     suite_add_tcase(s, tc);

@@ -283,6 +283,17 @@ typedef struct sl_recover_result {
     double *found_signal_se; /* k */
     double *truth_signal;    /* truth's k, or NULL */
     size_t ntruth_signal;
+    /* With a truth of ReLU units and score_opt.dist a distribution whose
+     * one-dimensional marginals are known (sl_dist_marginal: gauss and the
+     * Gaussian mixtures): each true unit's whitened fourth-order coefficient
+     * in the population, p''(0) / (a |w| p(0)^2), p the exact density of u'x,
+     * u = w / |w| (Stein: the unit adds a |w| p(0) u u' to M2 and
+     * a |w| p''(0) u^(x4) to T; whitening divides the second by the square
+     * of the first). What truth_signal estimates. Units of both signs defeat
+     * the single-sign landscape loss at every n (a warning says so). NULL
+     * otherwise (kt values). */
+    double *truth_coef;
+    size_t ntruth_coef;
     int sign;                /* the landscape sign used (+1 or -1); 0 for signfree and l2 */
     sl_recover_route route;  /* where T came from */
     int detrend;             /* the degree the labels were detrended by before T (0: none;

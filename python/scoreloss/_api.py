@@ -306,6 +306,9 @@ class RecoverResult:
     restart_loss, final_loss, best_restart (0-based), steps, stop_reason.
     m2_evals, signal, found_signal, found_signal_se, truth_signal, sign,
         route, tensor_mode (None / 0 for l2 where absent).
+    truth_coef: each true ReLU unit's whitened fourth-order coefficient in
+        the population, from the exact marginals of a Gaussian or Gaussian
+        mixture dist (score="exact"); None otherwise.
     holdout_error, train_error: relative prediction errors (NaN when none).
     trace: the optimiser's trace, ntrace x 8 with columns TRACE_COLUMNS
         (restart, step, epoch, loss, grad_norm, error, seconds, full).
@@ -389,6 +392,7 @@ def _read_result(ptr):
     res.found_signal = array("found_signal")
     res.found_signal_se = array("found_signal_se")
     res.truth_signal = array("truth_signal")
+    res.truth_coef = array("truth_coef")
     res.sign = int(number("sign"))
     res.tensor_mode = bool(number("tensor_mode"))
     res.route = L.sl_recover_result_text(ptr, b"route").decode()

@@ -506,6 +506,12 @@ static void summarise(cli_text *t, const settings *s, const sl_recover_result *r
                 cli_text_put(t, " %.4g", r->truth_signal[i]);
             cli_text_put(t, "\n");
         }
+        if (r->truth_coef) {
+            cli_text_put(t, "the same in the population (p''(0) / (a |w| p(0)^2), the exact "
+                            "marginals):");
+            for (size_t i = 0; i < r->ntruth_coef; ++i) cli_text_put(t, " %.4g", r->truth_coef[i]);
+            cli_text_put(t, "\n");
+        }
     } else {
         cli_text_put(t, "M2 eigenvalues: none (the l2 loss uses no moments)\n");
     }

@@ -418,6 +418,8 @@ sl_status sl_recover_result_array(const sl_recover_result *r, const char *name, 
         p = r->found_signal_se, n = k;
     else if (strcmp(name, "truth_signal") == 0)
         p = r->truth_signal, n = r->ntruth_signal;
+    else if (strcmp(name, "truth_coef") == 0)
+        p = r->truth_coef, n = r->ntruth_coef;
     else if (strcmp(name, "refit_error") == 0)
         p = r->have_error && r->refits > 0 ? r->refit_error : NULL, n = (size_t)r->refits;
     else if (strcmp(name, "swap_error") == 0)
@@ -426,7 +428,7 @@ sl_status sl_recover_result_array(const sl_recover_result *r, const char *name, 
         return sl_error(SL_EINVAL,
                         "result: unknown array '%.60s' (expected W_hat, a_hat, restart_error, "
                         "restart_W, restart_loss, m2_evals, signal, found_signal, found_signal_se, "
-                        "truth_signal, refit_error or swap_error)",
+                        "truth_signal, truth_coef, refit_error or swap_error)",
                         name);
     *data = p;
     *len = p ? n : 0;

@@ -158,6 +158,7 @@ void sl_recover_result_free(sl_recover_result *r) {
     free(r->found_signal);
     free(r->found_signal_se);
     free(r->truth_signal);
+    free(r->truth_coef);
     sl_sgd_result_free(r->sgd);
     free(r->warnings);
     free(r);
@@ -784,6 +785,63 @@ static sl_status directional_signal(run *r, const sl_moments *m, const double *X
         }
     }
     free(b);
+    return SL_OK;
+}
+
+/* res->truth_coef (recover.h) from the exact one-dimensional marginals of
+ * score_opt.dist along the true units; nothing when there is no truth, the
+ * units are not ReLUs or the marginals are not known. With units of both
+ * signs the single-sign landscape loss gets a warning: unlike the one from
+ * T's estimated signal (check_moments), this one is not noise. */
+static sl_status truth_coefficients(run *r) {
+    const sl_network *t = r->opt->truth;
+    const sl_dist *D = r->opt->score_opt.dist;
+    sl_recover_result *res = r->res;
+    if (!t || !D || t->act != SL_ACT_RELU || sl_dist_dim(D) != r->d) return SL_OK;
+    const size_t kt = t->k, d = r->d;
+    double *c = malloc(kt * sizeof *c), *u = malloc(d * sizeof *u);
+    sl_status st = c && u ? SL_OK : sl_error(SL_ENOMEM, "out of memory");
+    size_t pos = 0, neg = 0;
+    for (size_t i = 0; !st && i < kt; ++i) {
+        const double nrm = cblas_dnrm2((int)d, t->W + i * d, 1);
+        if (!(nrm > 0.0) || t->a[i] == 0.0) {
+            c[i] = NAN; /* a unit that adds nothing */
+            continue;
+        }
+        for (size_t a = 0; a < d; ++a) u[a] = t->W[i * d + a] / nrm;
+        sl_dist *m1 = NULL;
+        st = sl_dist_marginal(D, 1, u, &m1);
+        if (st == SL_EUNSUPPORTED) break;
+        const double zero = 0.0;
+        double logp = 0.0, g = 0.0, h = 0.0;
+        if (!st) st = sl_dist_log_density(m1, 1, &zero, &logp);
+        if (!st) st = sl_dist_grad_hess(m1, 1, &zero, &g, &h);
+        sl_dist_free(m1);
+        /* p''/p = (log p)'' + (log p)'^2. */
+        if (!st) c[i] = (h + g * g) / (t->a[i] * nrm * exp(logp));
+        if (!st) pos += c[i] > 0.0, neg += c[i] < 0.0;
+    }
+    if (st == SL_EUNSUPPORTED) {
+        sl_error_clear();
+        st = SL_OK;
+        free(c);
+        c = NULL;
+    }
+    free(u);
+    if (st) {
+        free(c);
+        return st;
+    }
+    if (c) {
+        res->truth_coef = c;
+        res->ntruth_coef = kt;
+        if (pos && neg && r->opt->loss == SL_RECOVER_LANDSCAPE)
+            warn(r,
+                 "the true units' whitened fourth-order coefficients have both signs in the "
+                 "population (%zu positive, %zu negative, from the exact marginals of %s): the "
+                 "single-sign landscape loss cannot fit them all at any n; try the sign-free loss",
+                 pos, neg, sl_dist_name(D));
+    }
     return SL_OK;
 }
 
@@ -1926,6 +1984,7 @@ sl_status sl_recover(const sl_recover_options *opt, size_t n, size_t d, const do
         if ((st = sl_recovery_error_compute(k, r.kt, d, res->W_hat, r.truthW, &res->error)))
             goto done;
         res->have_error = 1;
+        if ((st = truth_coefficients(&r))) goto done;
     }
     /* Prediction errors; constant labels leave them undefined (NAN). */
     if (sl_prediction_error(r.ntr, d, r.Xtr, r.ytr, k, opt->act, res->W_hat, res->a_hat,
