@@ -289,8 +289,8 @@ typedef struct sl_recover_result {
      * in the population, p''(0) / (a |w| p(0)^2), p the exact density of u'x,
      * u = w / |w| (Stein: the unit adds a |w| p(0) u u' to M2 and
      * a |w| p''(0) u^(x4) to T; whitening divides the second by the square
-     * of the first). What truth_signal estimates. Units of both signs defeat
-     * the single-sign landscape loss at every n (a warning says so). NULL
+     * of the first). What truth_signal estimates. The single-sign landscape
+     * loss seeks units of one sign, so units of both get a warning. NULL
      * otherwise (kt values). */
     double *truth_coef;
     size_t ntruth_coef;

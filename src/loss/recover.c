@@ -839,7 +839,9 @@ static sl_status truth_coefficients(run *r) {
             warn(r,
                  "the true units' whitened fourth-order coefficients have both signs in the "
                  "population (%zu positive, %zu negative, from the exact marginals of %s): the "
-                 "single-sign landscape loss cannot fit them all at any n; try the sign-free loss",
+                 "single-sign landscape loss seeks units of one sign (on orthonormal columns one "
+                 "unit of the other sign is left the remaining direction, more are not determined "
+                 "by it); try the sign-free loss",
                  pos, neg, sl_dist_name(D));
     }
     return SL_OK;
