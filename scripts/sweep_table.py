@@ -9,7 +9,8 @@ every seed has err_max < 0.05 with every direction found.
 One row per (dist, noise, method), and per first layer w when the file
 has several; the method is named from loss, score,
 route (with exact scores the route used), refit, the S_4 estimator's thin
-rule, llsfe's lowest automatic shrink and the swap rounds. Standard library only."""
+rule, llsfe's lowest automatic shrink and the swap rounds (the sign-free
+loss named first). Standard library only."""
 import argparse
 import csv
 import math
@@ -18,13 +19,18 @@ from collections import defaultdict
 
 
 def n_text(n):
-    e = round(math.log10(n))
-    return "10^%d" % e if 10 ** e == n else "%d" % n
+    e = int(math.floor(math.log10(n) + 1e-9))
+    if n % 10 ** e:
+        return "%d" % n
+    m = n // 10 ** e
+    return "10^%d" % e if m == 1 else "%d x 10^%d" % (m, e)
 
 
 def method_of(row):
     if row["loss"] == "l2":
         return "l2"
+    if row["loss"] == "signfree":
+        return "sign-free loss, " + method_of(dict(row, loss="landscape"))
     if row["score"] == "llsfe" and row["route"] == "auto":
         refit = row.get("refit", "0")
         thin = row.get("s4_thin", "-")
