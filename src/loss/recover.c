@@ -810,40 +810,33 @@ static sl_status truth_coefficients(run *r) {
         }
         for (size_t a = 0; a < d; ++a) u[a] = t->W[i * d + a] / nrm;
         sl_dist *m1 = NULL;
-        st = sl_dist_marginal(D, 1, u, &m1);
-        if (st == SL_EUNSUPPORTED) break;
+        if ((st = sl_dist_marginal(D, 1, u, &m1))) break;
         const double zero = 0.0;
         double logp = 0.0, g = 0.0, h = 0.0;
-        if (!st) st = sl_dist_log_density(m1, 1, &zero, &logp);
+        st = sl_dist_log_density(m1, 1, &zero, &logp);
         if (!st) st = sl_dist_grad_hess(m1, 1, &zero, &g, &h);
         sl_dist_free(m1);
         /* p''/p = (log p)'' + (log p)'^2. */
         if (!st) c[i] = (h + g * g) / (t->a[i] * nrm * exp(logp));
         if (!st) pos += c[i] > 0.0, neg += c[i] < 0.0;
     }
-    if (st == SL_EUNSUPPORTED) {
-        sl_error_clear();
-        st = SL_OK;
-        free(c);
-        c = NULL;
-    }
     free(u);
     if (st) {
         free(c);
-        return st;
+        if (st != SL_EUNSUPPORTED) return st;
+        sl_error_clear(); /* marginals not known: no coefficients */
+        return SL_OK;
     }
-    if (c) {
-        res->truth_coef = c;
-        res->ntruth_coef = kt;
-        if (pos && neg && r->opt->loss == SL_RECOVER_LANDSCAPE)
-            warn(r,
-                 "the true units' whitened fourth-order coefficients have both signs in the "
-                 "population (%zu positive, %zu negative, from the exact marginals of %s): the "
-                 "single-sign landscape loss seeks units of one sign (on orthonormal columns one "
-                 "unit of the other sign is left the remaining direction, more are not determined "
-                 "by it); try the sign-free loss",
-                 pos, neg, sl_dist_name(D));
-    }
+    res->truth_coef = c;
+    res->ntruth_coef = kt;
+    if (pos && neg && r->opt->loss == SL_RECOVER_LANDSCAPE)
+        warn(r,
+             "the true units' whitened fourth-order coefficients have both signs in the "
+             "population (%zu positive, %zu negative, from the exact marginals of %s): the "
+             "single-sign landscape loss seeks units of one sign (on orthonormal columns one "
+             "unit of the other sign is left the remaining direction, more are not determined "
+             "by it); try the sign-free loss",
+             pos, neg, sl_dist_name(D));
     return SL_OK;
 }
 
@@ -1628,8 +1621,8 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
         int improved = 0;
         memcpy(W0, kd->W, k * d * sizeof *W0);
         st = residual_direction(r, W0, e, NULL, NULL);
-        size_t tried = 0;
-        for (size_t i = 0; !st && !improved && i < k; ++i, ++tried) {
+        size_t i = 0; /* after the loop: the replacements tried */
+        for (; !st && !improved && i < k; ++i) {
             memcpy(Wc, W0, k * d * sizeof *Wc);
             memcpy(Wc + i * d, e, d * sizeof *e);
             for (int p = 0; !st && p < SL_SWAP_PASSES; ++p) {
@@ -1643,7 +1636,7 @@ static sl_status swap_rounds(run *r, kept_dirs *kd, double *ws) {
         if (!st) {
             res->swaps = round + 1;
             res->swap_error[round] = r->truthW ? err_max_of(r, kd->W) : NAN;
-            res->swap_tried[round] = (int)tried;
+            res->swap_tried[round] = (int)i;
             if (!improved) break;
             res->swap_kept = round + 1;
         }
